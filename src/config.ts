@@ -1,0 +1,103 @@
+/**
+ * The gateway's configuration: read from the environment once, validated,
+ * typed and frozen. No other module reads `process.env`.
+ */
+export interface Config {
+  /** Where the gateway listens. Default 4000. */
+  readonly port: number;
+  /** Default 0.0.0.0. */
+  readonly host: string;
+  /** Upstream base URL including `/v1`; null starts the embedded emulator. */
+  readonly upstreamUrl: string | null;
+  /** Key for requests that bring none; null: such requests are refused. */
+  readonly upstreamApiKey: string | null;
+  /** First and minimum poll interval. Default 2 000 ms. */
+  readonly pollIntervalMs: number;
+  /** Longest poll interval while nothing changes. Default 5 000 ms. */
+  readonly pollMaxIntervalMs: number;
+  /** How long one task is watched before subscribers get `TIMEOUT`. Default 1 800 000 ms (30 min). */
+  readonly pollTimeoutMs: number;
+  /** Deadline of one upstream request. Default 10 000 ms. */
+  readonly upstreamTimeoutMs: number;
+  /** The gateway's public base URL, for `callback_url`; null: no callbacks. */
+  readonly publicUrl: string | null;
+  /** Subscriptions one WebSocket may hold. Default 100. */
+  readonly maxSubscriptionsPerConnection: number;
+  /** Shared polling across replicas; null: single process. */
+  readonly redisUrl: string | null;
+  readonly logLevel: LogLevel;
+}
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/** A bad value: its message is one line that names the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The demo key used with the embedded emulator when `UPSTREAM_API_KEY` is unset. */
+export const DEMO_API_KEY = 'sk-demo';
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates the configuration; throws `ConfigError` naming the first bad variable. */
+export function readConfig(env: Env): Config {
+  const upstreamUrl = url(env, 'UPSTREAM_URL');
+  const pollIntervalMs = integer(env, 'POLL_INTERVAL_MS', 2_000, 10, 3_600_000);
+  const pollMaxIntervalMs = integer(env, 'POLL_MAX_INTERVAL_MS', Math.max(5_000, pollIntervalMs), 10, 3_600_000);
+  if (pollMaxIntervalMs < pollIntervalMs) {
+    throw new ConfigError(`POLL_MAX_INTERVAL_MS (${pollMaxIntervalMs}) must not be below POLL_INTERVAL_MS (${pollIntervalMs}).`);
+  }
+  const apiKey = text(env, 'UPSTREAM_API_KEY');
+  if (apiKey !== null && !/^[\x21-\x7e]{1,512}$/.test(apiKey)) {
+    throw new ConfigError('UPSTREAM_API_KEY must be 1 to 512 visible ASCII characters with no spaces.');
+  }
+  const logLevel = (text(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(logLevels as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
+  }
+  return Object.freeze({
+    port: integer(env, 'PORT', 4000, 0, 65_535),
+    host: text(env, 'HOST') ?? '0.0.0.0',
+    upstreamUrl,
+    upstreamApiKey: apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null),
+    pollIntervalMs,
+    pollMaxIntervalMs,
+    pollTimeoutMs: integer(env, 'POLL_TIMEOUT_MS', 1_800_000, 1_000, 86_400_000),
+    upstreamTimeoutMs: integer(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 100, 600_000),
+    publicUrl: url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
+    maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    logLevel: logLevel as LogLevel,
+  });
+}
+
+function text(env: Env, name: string): string | null {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? null : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = text(env, name);
+  if (value === null) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
+}
+
+function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {
+  const value = text(env, name);
+  if (value === null) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute URL (${protocols.join(' or ')}); got an unparsable value.`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}; got ${parsed.protocol}`);
+  }
+  return value;
+}

@@ -1,0 +1,40 @@
+/** The operations GraphiQL opens with: submit, query, cancel and subscribe, ready to run. */
+export const exampleOperations = `# Welcome to task-gateway. Run an operation with the play button.
+# 1. SubmitTask, then copy the returned id into the variables below.
+# 2. WatchTask streams every change until the task ends; Task and Cancel read or cancel it.
+
+mutation SubmitTask {
+  submitTask(input: { model: "gpt-image-2", prompt: "a lighthouse at dawn, watercolour" }) {
+    __typename
+    ... on BaseTask { id status progress createdAt }
+  }
+}
+
+query Task($id: ID!) {
+  task(id: $id) {
+    __typename
+    ... on BaseTask { id status progress model action createdAt }
+    ... on TerminalTask { completedAt cost }
+    ... on CompletedTask { result { images { urls expiresAt expired } videos { urls expiresAt } audios { urls expiresAt } } }
+    ... on FailedTask { error { code message retryable } }
+  }
+}
+
+mutation Cancel($id: ID!) {
+  cancelTask(id: $id) {
+    __typename
+    ... on CancelledTask { id status completedAt }
+    ... on TaskNotCancellableError { message task { __typename ... on BaseTask { status progress } } }
+    ... on TaskNotFoundError { id message }
+  }
+}
+
+subscription WatchTask($id: ID!) {
+  taskUpdated(id: $id) {
+    __typename
+    ... on BaseTask { id status progress }
+    ... on CompletedTask { result { images { urls expiresAt } videos { urls expiresAt } } }
+    ... on FailedTask { error { code message } }
+  }
+}
+`;

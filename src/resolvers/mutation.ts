@@ -1,0 +1,118 @@
+import { builder } from '../schema/builder.ts';
+import { badUserInput } from '../schema/errors.ts';
+import { CancelledTaskRef, TaskRef } from '../schema/task.ts';
+import { TaskNotCancellableError, TaskNotFoundError } from '../upstream/errors.ts';
+import { validateTaskId } from '../upstream/task-id.ts';
+import { type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
+
+/** Longest `Prefer: wait` the upstream honours, in seconds. */
+export const MAX_WAIT_SECONDS = 60;
+/** Longest prompt forwarded, in characters. */
+export const MAX_PROMPT_LENGTH = 100_000;
+/** Body fields the gateway sets itself, so `params` may not. */
+const reservedParams = ['model', 'action', 'prompt', 'callback_url', 'task_id'];
+
+const SubmitTaskInput = builder.inputType('SubmitTaskInput', {
+  fields: (t) => ({
+    model: t.string({ required: true, description: 'The model group name, e.g. `gpt-image-2`, `veo3.1-fast`.' }),
+    action: t.string({ defaultValue: 'generate', description: '`generate` (default), `edit`, `image2video`, `upscale`, ...' }),
+    prompt: t.string(),
+    params: t.field({ type: 'JSONObject', description: 'Model-specific parameters (`duration`, `aspect_ratio`, `image_urls`, `n`, ...).' }),
+    idempotencyKey: t.string({ description: 'Sent as `Idempotency-Key`: a repeat within 24 h returns the original task.' }),
+    waitSeconds: t.int({
+      defaultValue: 0,
+      description: `Wait up to this many seconds (0 to ${MAX_WAIT_SECONDS}) for the task to end before answering.`,
+    }),
+  }),
+});
+
+interface TaskNotFound {
+  kind: 'TaskNotFoundError';
+  id: string;
+  message: string;
+}
+interface TaskNotCancellable {
+  kind: 'TaskNotCancellableError';
+  message: string;
+  task: TaskSnapshot;
+}
+
+const TaskNotFoundErrorRef = builder.objectRef<TaskNotFound>('TaskNotFoundError').implement({
+  description: "No such task, or not the caller's.",
+  fields: (t) => ({ id: t.exposeID('id'), message: t.exposeString('message') }),
+});
+
+const TaskNotCancellableErrorRef = builder.objectRef<TaskNotCancellable>('TaskNotCancellableError').implement({
+  description: 'The task already left `queued`: the normal race with a short queue.',
+  fields: (t) => ({
+    message: t.exposeString('message'),
+    task: t.field({ type: TaskRef, description: 'The task as it is now.', resolve: (error) => error.task }),
+  }),
+});
+
+const CancelTaskResult = builder.unionType('CancelTaskResult', {
+  types: [CancelledTaskRef, TaskNotFoundErrorRef, TaskNotCancellableErrorRef],
+  resolveType: (value) => ('kind' in value ? value.kind : 'CancelledTask'),
+});
+
+builder.mutationType({
+  fields: (t) => ({
+    submitTask: t.field({
+      type: TaskRef,
+      description: 'Submits a task and returns it as the upstream answered (or as it ended, within `waitSeconds`).',
+      args: { input: t.arg({ type: SubmitTaskInput, required: true }) },
+      resolve: async (_root, { input }, context) => {
+        const { model, action, prompt, params, idempotencyKey, waitSeconds } = input;
+        const wait = waitSeconds ?? 0;
+        if (model.trim() === '' || model.length > 200) throw badUserInput('model must be 1 to 200 characters.');
+        if (!Number.isInteger(wait) || wait < 0 || wait > MAX_WAIT_SECONDS) {
+          throw badUserInput(`waitSeconds must be from 0 to ${MAX_WAIT_SECONDS}; got ${wait}.`);
+        }
+        if (prompt && prompt.length > MAX_PROMPT_LENGTH) {
+          throw badUserInput(`prompt must be at most ${MAX_PROMPT_LENGTH} characters.`);
+        }
+        if (idempotencyKey != null && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+          throw badUserInput('idempotencyKey must be 1 to 255 visible ASCII characters with no spaces.');
+        }
+        const reserved = Object.keys(params ?? {}).filter((key) => reservedParams.includes(key));
+        if (reserved.length > 0) throw badUserInput(`params must not set ${reserved.join(', ')}: use the input fields.`);
+        const credential = context.credential();
+        return context.tasksClient.submitTask(
+          {
+            model,
+            action: action ?? 'generate',
+            prompt: prompt ?? undefined,
+            params: params ?? undefined,
+            idempotencyKey: idempotencyKey ?? undefined,
+            waitSeconds: wait,
+            callbackUrl: context.callbackUrl(credential) ?? undefined,
+          },
+          credential,
+        );
+      },
+    }),
+    cancelTask: t.field({
+      type: CancelTaskResult,
+      description: 'Cancels a queued task. A task that already started answers `TaskNotCancellableError` with its current state.',
+      args: { id: t.arg.id({ required: true }) },
+      resolve: async (_root, args, context) => {
+        const id = validateTaskId(String(args.id));
+        const credential = context.credential();
+        try {
+          await context.tasksClient.cancelTask(id, credential);
+        } catch (error) {
+          if (error instanceof TaskNotFoundError) return { kind: 'TaskNotFoundError', id, message: error.message } as const;
+          if (!(error instanceof TaskNotCancellableError)) throw error;
+          const task = await context.tasksClient.getTask(id, credential);
+          return { kind: 'TaskNotCancellableError', message: error.message, task } as const;
+        }
+        // The cancel answer is not a full task: read it back for createdAt, cost and the rest.
+        const task = await context.tasksClient.getTask(id, credential);
+        if (task.status !== TaskStatus.CANCELLED) {
+          return { kind: 'TaskNotCancellableError', message: new TaskNotCancellableError(id).message, task } as const;
+        }
+        return task;
+      },
+    }),
+  }),
+});

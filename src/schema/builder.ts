@@ -1,0 +1,13 @@
+import SchemaBuilder from '@pothos/core';
+import type { GatewayContext } from './context.ts';
+
+/** The Pothos builder: configuration only; types live one per file beside it. */
+export const builder = new SchemaBuilder<{
+  Context: GatewayContext;
+  DefaultFieldNullability: false;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    URL: { Input: string; Output: string };
+    JSONObject: { Input: Record<string, unknown>; Output: Record<string, unknown> };
+  };
+}>({ defaultFieldNullability: false });

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import { UnauthenticatedError } from './errors.ts';
+
+/**
+ * An upstream API key and its hash. Everything the gateway shares or caches is
+ * keyed by `hash`; `apiKey` is only ever put in the `Authorization` header of
+ * an upstream request. `toJSON` and `inspect` hide the key so that a stray log
+ * line or error serialisation cannot print it.
+ */
+export interface Credential {
+  readonly apiKey: string;
+  /** sha-256 of the key, hex: safe to use as a map key, in Redis or in logs. */
+  readonly hash: string;
+}
+
+/** The longest API key accepted. */
+const MAX_KEY_LENGTH = 512;
+/** Visible ASCII, no spaces: what a bearer token may be. */
+const keyPattern = /^[\x21-\x7e]+$/;
+
+/** Wraps an API key, refusing one that no upstream could accept. */
+export function createCredential(apiKey: string): Credential {
+  if (apiKey.length === 0 || apiKey.length > MAX_KEY_LENGTH || !keyPattern.test(apiKey)) {
+    throw new UnauthenticatedError('The API key is malformed.');
+  }
+  const hash = createHash('sha256').update(apiKey).digest('hex');
+  const credential = { apiKey, hash };
+  Object.defineProperties(credential, {
+    apiKey: { enumerable: false },
+    toJSON: { value: () => ({ hash }), enumerable: false },
+    [Symbol.for('nodejs.util.inspect.custom')]: { value: () => `Credential(${hash.slice(0, 12)})`, enumerable: false },
+  });
+  return Object.freeze(credential);
+}
+
+/**
+ * Reads `Bearer <key>` (case-insensitive scheme) and returns the credential,
+ * `fallback` when no header is given, or throws `UnauthenticatedError`.
+ */
+export function credentialFromAuthorization(header: string | null | undefined, fallback: Credential | null): Credential {
+  if (header === null || header === undefined || header.trim() === '') {
+    if (fallback) return fallback;
+    throw new UnauthenticatedError('No API key: send "Authorization: Bearer <key>".');
+  }
+  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new UnauthenticatedError('The Authorization header must be "Bearer <key>".');
+  return createCredential(match[1]!);
+}

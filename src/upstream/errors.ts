@@ -1,0 +1,96 @@
+/**
+ * Typed failures of the upstream Task API, one class per failure, each with a
+ * stable `code` (after undici's `lib/core/errors.js`). Messages are safe to show
+ * to the caller: they never carry an API key, a stack or an internal address.
+ * They are mapped to GraphQL errors in one place: `src/schema/errors.ts`.
+ */
+export class UpstreamError extends Error {
+  readonly code: string = 'UPSTREAM_ERROR';
+  /** Whether the same request may succeed later (pollers back off and retry). */
+  readonly transient: boolean = false;
+  override name = 'UpstreamError';
+}
+
+/** A task id that the gateway refuses before any request is made. */
+export class InvalidTaskIdError extends UpstreamError {
+  override readonly code = 'INVALID_TASK_ID';
+  override name = 'InvalidTaskIdError';
+}
+
+/** `404 task_not_found`: the task does not exist, or belongs to another key. */
+export class TaskNotFoundError extends UpstreamError {
+  override readonly code = 'TASK_NOT_FOUND';
+  override name = 'TaskNotFoundError';
+  constructor(readonly taskId: string) {
+    super(`Task ${JSON.stringify(taskId)} was not found.`);
+  }
+}
+
+/** `401`, or no key at all: the caller must bring a valid API key. */
+export class UnauthenticatedError extends UpstreamError {
+  override readonly code = 'UNAUTHENTICATED';
+  override name = 'UnauthenticatedError';
+}
+
+/** `400 task_not_cancellable`: the task already left `queued` (the normal race). */
+export class TaskNotCancellableError extends UpstreamError {
+  override readonly code = 'TASK_NOT_CANCELLABLE';
+  override name = 'TaskNotCancellableError';
+  constructor(readonly taskId: string) {
+    super(`Task ${JSON.stringify(taskId)} can no longer be cancelled: it is no longer queued.`);
+  }
+}
+
+/** `400` for any other reason: the request's parameters were refused upstream. */
+export class BadRequestError extends UpstreamError {
+  override readonly code = 'BAD_REQUEST';
+  override name = 'BadRequestError';
+  constructor(
+    message: string,
+    /** The upstream's own error code, e.g. `capability_violation`. */
+    readonly upstreamCode: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** `402`: the key's balance does not cover the task. */
+export class InsufficientBalanceError extends UpstreamError {
+  override readonly code = 'INSUFFICIENT_BALANCE';
+  override name = 'InsufficientBalanceError';
+}
+
+/** `429`: rate limited or quota window exhausted. */
+export class RateLimitedError extends UpstreamError {
+  override readonly code = 'RATE_LIMITED';
+  override readonly transient = true;
+  override name = 'RateLimitedError';
+  constructor(
+    message: string,
+    /** How long the upstream asked us to wait (`Retry-After` or `reset_at`), when it said. */
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
+
+/** 5xx, connection refused or reset: the upstream cannot answer now. */
+export class UpstreamUnavailableError extends UpstreamError {
+  override readonly code = 'UPSTREAM_UNAVAILABLE';
+  override readonly transient = true;
+  override name = 'UpstreamUnavailableError';
+}
+
+/** No complete answer within `UPSTREAM_TIMEOUT_MS`. */
+export class UpstreamTimeoutError extends UpstreamError {
+  override readonly code = 'UPSTREAM_TIMEOUT';
+  override readonly transient = true;
+  override name = 'UpstreamTimeoutError';
+}
+
+/** A body that is not JSON, or JSON of the wrong shape. */
+export class UpstreamInvalidError extends UpstreamError {
+  override readonly code = 'UPSTREAM_INVALID';
+  override readonly transient = true;
+  override name = 'UpstreamInvalidError';
+}

@@ -1,0 +1,40 @@
+import DataLoader from 'dataloader';
+import { TaskNotFoundError } from './errors.ts';
+import type { TaskSnapshot } from './task-snapshot.ts';
+
+export interface TaskLoaderOptions {
+  /** Upstream GETs in flight at once for one batch. Default 8. */
+  concurrency?: number;
+  /** Largest batch. Default 100. */
+  maxBatchSize?: number;
+}
+
+/**
+ * A per-request DataLoader: one `read` per distinct id however often the
+ * operation names it, at most `concurrency` at once, results in request order.
+ * A 404 becomes `null`; any other failure stays that id's own error.
+ */
+export function createTaskLoader(
+  read: (id: string) => Promise<TaskSnapshot>,
+  options: TaskLoaderOptions = {},
+): DataLoader<string, TaskSnapshot | null> {
+  const { concurrency = 8, maxBatchSize = 100 } = options;
+  return new DataLoader(
+    async (ids) => {
+      const results: Array<TaskSnapshot | null | Error> = new Array(ids.length);
+      let next = 0;
+      const worker = async () => {
+        for (let index = next++; index < ids.length; index = next++) {
+          try {
+            results[index] = await read(ids[index]!);
+          } catch (error) {
+            results[index] = error instanceof TaskNotFoundError ? null : (error as Error);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+      return results;
+    },
+    { maxBatchSize },
+  );
+}

@@ -1,0 +1,243 @@
+import { Agent, type Dispatcher } from 'undici';
+import type { Credential } from './credential.ts';
+import {
+  BadRequestError,
+  InsufficientBalanceError,
+  RateLimitedError,
+  TaskNotCancellableError,
+  TaskNotFoundError,
+  UnauthenticatedError,
+  UpstreamError,
+  UpstreamInvalidError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from './errors.ts';
+import { validateTaskId } from './task-id.ts';
+import { isRecord, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
+
+/** What `submitTask` sends; `params` are the model-specific fields, spread at the top of the body. */
+export interface SubmitTaskRequest {
+  model: string;
+  action?: string;
+  prompt?: string;
+  params?: Record<string, unknown>;
+  callbackUrl?: string;
+  /** Sent as `Idempotency-Key`: a repeat within 24 h returns the original task. */
+  idempotencyKey?: string;
+  /** Sent as `Prefer: wait=N` (0 to 60): the upstream holds the answer up to N seconds. */
+  waitSeconds?: number;
+}
+
+export interface CancelOutcome {
+  id: string;
+  refunded: boolean;
+  refundedQuota: number | null;
+}
+
+export interface RequestOptions {
+  /** Aborts the request; the promise then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface TasksClient {
+  /** `GET /tasks/{id}`. */
+  getTask(id: string, credential: Credential, options?: RequestOptions): Promise<TaskSnapshot>;
+  /** `POST /tasks`. */
+  submitTask(request: SubmitTaskRequest, credential: Credential, options?: RequestOptions): Promise<TaskSnapshot>;
+  /** `POST /tasks/{id}/cancel`. */
+  cancelTask(id: string, credential: Credential, options?: RequestOptions): Promise<CancelOutcome>;
+  /** Closes the client's own connection pool (not an injected dispatcher). */
+  close(): Promise<void>;
+}
+
+export interface TasksClientOptions {
+  /** The upstream base URL including its version path, e.g. `https://api.qingbo.ai/v1`. */
+  baseUrl: string;
+  /** Deadline for one request: connect, headers and body. Default 10 000 ms. */
+  timeoutMs?: number;
+  /** Largest response body read. Default 1 MiB; a larger one is `UpstreamInvalidError`. */
+  maxBodyBytes?: number;
+  /** The pool to send through; default: a keep-alive `Agent` owned (and closed) by the client. */
+  dispatcher?: Dispatcher;
+  /** Clock for `reset_at`. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** Creates the undici client of the upstream Task API. */
+export function createTasksClient(options: TasksClientOptions): TasksClient {
+  const {
+    baseUrl,
+    timeoutMs = 10_000, // 10 s
+    maxBodyBytes = 1 << 20, // 1 MiB
+    dispatcher: injected,
+    now = Date.now,
+  } = options;
+  const base = new URL(baseUrl);
+  const origin = base.origin;
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const dispatcher = injected ?? new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { timeout: timeoutMs } });
+
+  const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
+
+  async function send(
+    method: 'GET' | 'POST',
+    path: string,
+    credential: Credential,
+    { signal, body, headers = {}, extraMs = 0 }: RequestOptions & { body?: unknown; headers?: Record<string, string>; extraMs?: number },
+  ): Promise<RawResponse> {
+    const deadlineMs = timeoutMs + extraMs;
+    const deadline = AbortSignal.timeout(deadlineMs);
+    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    try {
+      const response = await dispatcher.request({
+        origin,
+        path,
+        method,
+        signal: combined,
+        headersTimeout: deadlineMs,
+        bodyTimeout: deadlineMs,
+        headers: {
+          authorization: `Bearer ${credential.apiKey}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await readText(response.body, maxBodyBytes);
+      return { status: response.statusCode, headers: response.headers, body: parseJson(text) };
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof UpstreamError) throw error;
+      if (deadline.aborted || isUndiciTimeout(error)) {
+        throw new UpstreamTimeoutError(`The upstream did not answer within ${deadlineMs} ms.`);
+      }
+      throw new UpstreamUnavailableError('The upstream could not be reached.');
+    }
+  }
+
+  /** Turns a non-2xx answer into its typed error. */
+  function failure(response: RawResponse, credential: Credential, taskId?: string): UpstreamError {
+    const { status } = response;
+    const error = isRecord(response.body) && isRecord(response.body.error) ? response.body.error : {};
+    const code = typeof error.code === 'string' || typeof error.code === 'number' ? String(error.code) : null;
+    const message = safeMessage(error.message, credential);
+    if (status === 400 && code === 'task_not_cancellable' && taskId) return new TaskNotCancellableError(taskId);
+    if (status === 400 || status === 422) return new BadRequestError(message ?? 'The upstream refused the request.', code);
+    if (status === 401 || status === 403) return new UnauthenticatedError('The upstream rejected the API key.');
+    if (status === 402) return new InsufficientBalanceError('The API key has insufficient balance for this task.');
+    if (status === 404 && taskId) return new TaskNotFoundError(taskId);
+    if (status === 429) {
+      const waitMs = retryAfterMs(response, now());
+      return new RateLimitedError(
+        waitMs === null
+          ? 'The upstream is rate limiting requests.'
+          : `The upstream is rate limiting requests; retry in ${Math.ceil(waitMs / 1000)} s.`,
+        waitMs,
+      );
+    }
+    if (status >= 500) return new UpstreamUnavailableError(`The upstream failed with status ${status}.`);
+    return new UpstreamInvalidError(`The upstream answered with unexpected status ${status}.`);
+  }
+
+  function taskFrom(response: RawResponse, credential: Credential, taskId?: string): TaskSnapshot {
+    if (response.status < 200 || response.status >= 300) throw failure(response, credential, taskId);
+    return normaliseTask(response.body);
+  }
+
+  return {
+    async getTask(id, credential, requestOptions = {}) {
+      const response = await send('GET', taskPath(id), credential, requestOptions);
+      return taskFrom(response, credential, id);
+    },
+
+    async submitTask(request, credential, requestOptions = {}) {
+      const { model, action, prompt, params = {}, callbackUrl, idempotencyKey, waitSeconds = 0 } = request;
+      const headers: Record<string, string> = {};
+      if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+      if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
+      const body = { ...params, model, action, prompt, callback_url: callbackUrl };
+      const response = await send('POST', `${basePath}/tasks`, credential, {
+        ...requestOptions,
+        body,
+        headers,
+        extraMs: waitSeconds * 1000,
+      });
+      return taskFrom(response, credential);
+    },
+
+    async cancelTask(id, credential, requestOptions = {}) {
+      const response = await send('POST', `${taskPath(id)}/cancel`, credential, requestOptions);
+      if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
+      const body = isRecord(response.body) ? response.body : {};
+      return {
+        id: typeof body.task_id === 'string' ? body.task_id : id,
+        refunded: body.refunded === true,
+        refundedQuota: typeof body.refunded_quota === 'number' ? body.refunded_quota : null,
+      };
+    },
+
+    async close() {
+      if (!injected) await dispatcher.close();
+    },
+  };
+}
+
+async function readText(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) throw new UpstreamInvalidError(`The upstream answer exceeded ${maxBytes} bytes.`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** JSON, or `undefined` for an empty or non-JSON body (an HTML error page, say). */
+function parseJson(text: string): unknown {
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isUndiciTimeout(error: unknown): boolean {
+  const code = isRecord(error) ? error.code : undefined;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+}
+
+/** `Retry-After` (seconds or an HTTP date), else `reset_at` in the body (Unix time). */
+function retryAfterMs(response: RawResponse, nowMs: number): number | null {
+  const header = response.headers['retry-after'];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value !== undefined && value.trim() !== '') {
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+    const date = Date.parse(value);
+    if (Number.isFinite(date)) return Math.max(0, date - nowMs);
+  }
+  const body = isRecord(response.body) ? response.body : {};
+  const error = isRecord(body.error) ? body.error : {};
+  const resetAt = Number(error.reset_at ?? body.reset_at);
+  if (Number.isFinite(resetAt) && resetAt > 0) {
+    const resetMs = resetAt > 1e12 ? resetAt : resetAt * 1000;
+    return Math.max(0, resetMs - nowMs);
+  }
+  return null;
+}
+
+/** The upstream's own message, short, printable, and with the caller's key blotted out. */
+function safeMessage(value: unknown, credential: Credential): string | null {
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  const printable = value.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 300);
+  return printable.split(credential.apiKey).join('[redacted]');
+}

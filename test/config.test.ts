@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEMO_API_KEY, readConfig } from '../src/config.ts';
+
+describe('readConfig', () => {
+  it('applies the documented defaults', () => {
+    expect(readConfig({})).toEqual({
+      port: 4000,
+      host: '0.0.0.0',
+      upstreamUrl: null,
+      upstreamApiKey: DEMO_API_KEY,
+      pollIntervalMs: 2_000,
+      pollMaxIntervalMs: 5_000,
+      pollTimeoutMs: 1_800_000,
+      upstreamTimeoutMs: 10_000,
+      publicUrl: null,
+      maxSubscriptionsPerConnection: 100,
+      redisUrl: null,
+      logLevel: 'info',
+    });
+  });
+
+  it('uses no default key against a real upstream', () => {
+    expect(readConfig({ UPSTREAM_URL: 'https://api.qingbo.ai/v1' }).upstreamApiKey).toBeNull();
+  });
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(readConfig({}))).toBe(true);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ POLL_INTERVAL_MS: '-5' }, 'POLL_INTERVAL_MS'],
+    [{ POLL_INTERVAL_MS: '6000', POLL_MAX_INTERVAL_MS: '5000' }, 'POLL_MAX_INTERVAL_MS'],
+    [{ UPSTREAM_URL: 'not a url' }, 'UPSTREAM_URL'],
+    [{ UPSTREAM_URL: 'ftp://x/v1' }, 'UPSTREAM_URL'],
+    [{ PUBLIC_URL: 'gateway.example.com' }, 'PUBLIC_URL'],
+    [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ UPSTREAM_API_KEY: 'has spaces in it' }, 'UPSTREAM_API_KEY'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ MAX_SUBSCRIPTIONS_PER_CONNECTION: '0' }, 'MAX_SUBSCRIPTIONS_PER_CONNECTION'],
+  ])('refuses %o with one line naming %s', (env, name) => {
+    let error: unknown;
+    try {
+      readConfig(env);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message.startsWith(name)).toBe(true);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('never echoes a key or a URL that may carry a password', () => {
+    const messages = [{ UPSTREAM_API_KEY: 'sk secret' }, { REDIS_URL: 'http://user:hunter2@host' }].map((env) => {
+      try {
+        readConfig(env);
+        return '';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+    expect(messages.join()).not.toMatch(/secret|hunter2/);
+  });
+});

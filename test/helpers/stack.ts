@@ -1,0 +1,66 @@
+import { type Config, readConfig } from '../../src/config.ts';
+import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/emulator.ts';
+import { createGateway, type Gateway } from '../../src/server.ts';
+
+export interface GraphQLResponse<T = any> {
+  data?: T;
+  errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, unknown> }>;
+}
+
+export interface Stack {
+  gatewayUrl: string;
+  emulator: Emulator | null;
+  gateway: Gateway;
+  /** POSTs one operation to /graphql, with `Authorization: Bearer <key>` when a key is given. */
+  gql<T = any>(query: string, variables?: Record<string, unknown>, key?: string | null): Promise<GraphQLResponse<T>>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  emulator?: EmulatorOptions;
+  /** Point the gateway at this upstream instead of a fresh emulator. */
+  upstreamUrl?: string;
+  /** Extra environment for the gateway's config. */
+  env?: Record<string, string>;
+  now?: () => number;
+}
+
+/** Starts an emulator (unless `upstreamUrl` is given) and a gateway, both on port 0. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const emulator = options.upstreamUrl ? null : createEmulator(options.emulator);
+  const upstreamUrl = options.upstreamUrl ?? (await emulator!.start());
+  const config: Config = readConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, ...options.env });
+  const gateway = createGateway({ config, upstreamUrl, now: options.now });
+  const gatewayUrl = await gateway.start();
+  return {
+    gatewayUrl,
+    emulator,
+    gateway,
+    async gql(query, variables, key) {
+      const response = await fetch(`${gatewayUrl}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json',
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as GraphQLResponse;
+    },
+    async stop() {
+      await gateway.stop();
+      await emulator?.stop();
+    },
+  };
+}
+
+/** The fields tests select on any task. */
+export const TASK_FIELDS = `
+  __typename
+  ... on BaseTask { id status progress action model createdAt }
+  ... on TerminalTask { completedAt cost }
+  ... on CompletedTask { result { images { urls expiresAt expired } videos { urls expiresAt expired } audios { urls expiresAt expired } } }
+  ... on FailedTask { error { code message retryable } }
+  ... on UnknownTask { upstreamStatus }
+`;

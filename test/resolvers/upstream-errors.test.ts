@@ -1,0 +1,81 @@
+import type { ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Stack, startStack } from '../helpers/stack.ts';
+import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
+
+/** Each fault the stand-in serves, chosen by the task id asked for. */
+const faults: Record<string, (response: ServerResponse) => void> = {
+  'task-401': (response) => json(response, 401, { error: { message: 'Invalid key', code: 'invalid_api_key' } }),
+  'task-402': (response) => json(response, 402, { error: { message: 'Insufficient balance', code: 'insufficient_balance' } }),
+  'task-400': (response) =>
+    json(response, 400, { error: { message: 'resolution is not supported', code: 'invalid_request', param: 'resolution' } }),
+  'task-429': (response) => json(response, 429, { error: { message: 'Too many', code: 'rate_limited' } }, { 'retry-after': '3' }),
+  'task-500': (response) => json(response, 500, { error: { message: 'internal failure at 10.0.0.7:5432', code: 500 } }),
+  'task-502': (response) => response.writeHead(502, { 'content-type': 'text/html' }).end('<html>nginx at 10.1.2.3</html>'),
+  'task-garbage': (response) => response.writeHead(200).end('{"task_id": "task-garbage", "st'),
+  'task-shape': (response) => json(response, 200, { ok: true }),
+  'task-reset': (response) => response.socket?.destroy(),
+  'task-hang': () => undefined,
+};
+
+describe('typed upstream failures as GraphQL errors', () => {
+  let standIn: StandIn;
+  let stack: Stack;
+  beforeAll(async () => {
+    standIn = await startStandIn((request, response) => {
+      const id = decodeURIComponent(request.url.split('/')[3] ?? '');
+      faults[id]?.(response);
+    });
+    stack = await startStack({ upstreamUrl: standIn.url, env: { UPSTREAM_TIMEOUT_MS: '300' } });
+  });
+  afterAll(async () => {
+    await stack.stop();
+    await standIn.stop();
+  });
+
+  it.each([
+    ['task-401', 'UNAUTHENTICATED'],
+    ['task-402', 'INSUFFICIENT_BALANCE'],
+    ['task-400', 'BAD_USER_INPUT'],
+    ['task-429', 'RATE_LIMITED'],
+    ['task-500', 'UPSTREAM_UNAVAILABLE'],
+    ['task-502', 'UPSTREAM_UNAVAILABLE'],
+    ['task-garbage', 'UPSTREAM_INVALID'],
+    ['task-shape', 'UPSTREAM_INVALID'],
+    ['task-reset', 'UPSTREAM_UNAVAILABLE'],
+    ['task-hang', 'TIMEOUT'],
+  ])('maps %s to %s with a safe message', async (id, code) => {
+    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, 'sk-secret-key-123');
+    expect(data?.task).toBeNull();
+    expect(errors).toHaveLength(1);
+    expect(errors![0]!.extensions?.code).toBe(code);
+    expect(errors![0]!.path).toEqual(['task']);
+    const text = JSON.stringify(errors);
+    for (const leak of ['sk-secret-key-123', '10.0.0.7', '10.1.2.3', '127.0.0.1', 'stack', 'at ']) expect(text).not.toContain(leak);
+  });
+
+  it('tells a rate-limited caller how long to wait', async () => {
+    const { errors } = await stack.gql(`{ task(id: "task-429") { __typename } }`, {}, 'sk-a');
+    expect(errors![0]!.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 3_000 });
+  });
+
+  it('keeps one failing entry of tasks from failing the others', async () => {
+    const { data, errors } = await stack.gql(`{ tasks(ids: ["task-500", "task-401"]) { __typename } }`, {}, 'sk-a');
+    expect(data.tasks).toEqual([null, null]);
+    expect(errors!.map((error) => [error.path, error.extensions?.code])).toEqual([
+      [['tasks', 0], 'UPSTREAM_UNAVAILABLE'],
+      [['tasks', 1], 'UNAUTHENTICATED'],
+    ]);
+  });
+
+  it('masks an unexpected failure without leaking its details', async () => {
+    const response = await fetch(`${stack.gatewayUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query": "{ task(id: 1',
+    });
+    expect(response.status).toBe(400);
+    const body = await response.text();
+    expect(body).not.toContain('node_modules');
+  });
+});

@@ -1,0 +1,163 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCredential } from '../../src/upstream/credential.ts';
+import {
+  BadRequestError,
+  InsufficientBalanceError,
+  InvalidTaskIdError,
+  RateLimitedError,
+  TaskNotCancellableError,
+  TaskNotFoundError,
+  UnauthenticatedError,
+  UpstreamInvalidError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '../../src/upstream/errors.ts';
+import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
+import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
+
+const key = createCredential('sk-client-test');
+const task = { task_id: 'task-1', status: 'queued', model: 'm', action: 'generate', created_at: 1_720_000_000, progress: '' };
+let standIn: StandIn;
+let client: TasksClient;
+
+afterEach(async () => {
+  await client?.close();
+  await standIn?.stop();
+});
+
+async function against(handler: Parameters<typeof startStandIn>[0], timeoutMs = 2_000) {
+  standIn = await startStandIn(handler);
+  client = createTasksClient({ baseUrl: standIn.url, timeoutMs, now: () => 1_720_000_000_000 });
+}
+
+describe('tasks client', () => {
+  it('sends the bearer key, path-encodes the id and normalises the task', async () => {
+    await against((_request, response) => json(response, 200, task));
+    const snapshot = await client.getTask('task-1', key);
+    expect(snapshot.status).toBe('QUEUED');
+    expect(standIn.requests[0]).toMatchObject({ method: 'GET', url: '/v1/tasks/task-1' });
+    expect(standIn.requests[0]!.headers.authorization).toBe('Bearer sk-client-test');
+  });
+
+  it('refuses invalid ids before any request', async () => {
+    await against((_request, response) => json(response, 200, task));
+    for (const id of ['', '../secrets', 'a/b', 'a?x=1', '%2e%2e', 'a b', 'x'.repeat(129), 'tâche', '.hidden', 'a\nb']) {
+      await expect(client.getTask(id, key)).rejects.toBeInstanceOf(InvalidTaskIdError);
+      await expect(client.cancelTask(id, key)).rejects.toBeInstanceOf(InvalidTaskIdError);
+    }
+    expect(standIn.requests).toHaveLength(0);
+  });
+
+  it('sends model-specific params flat, with Idempotency-Key and Prefer: wait', async () => {
+    await against((_request, response) => json(response, 200, task));
+    await client.submitTask(
+      {
+        model: 'veo3.1-fast',
+        prompt: 'a cat',
+        params: { duration: 8 },
+        idempotencyKey: 'idem-1',
+        waitSeconds: 5,
+        callbackUrl: 'https://gw/hook',
+      },
+      key,
+    );
+    const request = standIn.requests[0]!;
+    expect(request.url).toBe('/v1/tasks');
+    expect(request.headers['idempotency-key']).toBe('idem-1');
+    expect(request.headers.prefer).toBe('wait=5');
+    expect(JSON.parse(request.body)).toEqual({ duration: 8, model: 'veo3.1-fast', prompt: 'a cat', callback_url: 'https://gw/hook' });
+  });
+
+  it.each([
+    ['401', 401, { error: { message: 'bad key', code: 'invalid_api_key' } }, UnauthenticatedError],
+    ['402', 402, { error: { message: 'poor', code: 'insufficient_balance' } }, InsufficientBalanceError],
+    ['404', 404, { error: { message: 'nope', code: 'task_not_found' } }, TaskNotFoundError],
+    ['400', 400, { error: { message: 'extra is not allowed', code: 'capability_violation', param: 'extra' } }, BadRequestError],
+    ['500', 500, { error: { message: 'boom' } }, UpstreamUnavailableError],
+    ['503 with numeric code', 503, { error: { message: 'later', code: 503, type: 'server_error' } }, UpstreamUnavailableError],
+    ['418', 418, {}, UpstreamInvalidError],
+  ])('types a %s answer', async (_name, status, body, type) => {
+    await against((_request, response) => json(response, status, body));
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(type);
+  });
+
+  it('types a 400 task_not_cancellable on cancel', async () => {
+    await against((_request, response) => json(response, 400, { error: { message: 'no', code: 'task_not_cancellable' } }));
+    await expect(client.cancelTask('task-1', key)).rejects.toBeInstanceOf(TaskNotCancellableError);
+  });
+
+  it('reads the wait of a 429 from Retry-After seconds, Retry-After dates and reset_at', async () => {
+    const answers: Array<{ headers: Record<string, string>; body: unknown }> = [
+      { headers: { 'retry-after': '7' }, body: {} },
+      { headers: { 'retry-after': new Date(1_720_000_030_000).toUTCString() }, body: {} },
+      { headers: {}, body: { error: { message: 'window', code: 'quota_window_exceeded', reset_at: 1_720_000_045 } } },
+      { headers: {}, body: { error: { message: 'slow down' } } },
+    ];
+    let next = 0;
+    await against((_request, response) => {
+      const answer = answers[next++]!;
+      json(response, 429, answer.body, answer.headers);
+    });
+    const waits = [];
+    for (let i = 0; i < answers.length; i++) {
+      const error = await client.getTask('task-1', key).catch((caught) => caught);
+      expect(error).toBeInstanceOf(RateLimitedError);
+      waits.push((error as RateLimitedError).retryAfterMs);
+    }
+    expect(waits).toEqual([7_000, 30_000, 45_000, null]);
+  });
+
+  it('types a 502 with an HTML body as unavailable, truncated or wrongly shaped JSON as invalid', async () => {
+    const answers: Array<(response: import('node:http').ServerResponse) => void> = [
+      (response) => response.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>Bad gateway</body></html>'),
+      (response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"task_id":"task-1","sta'),
+      (response) => json(response, 200, { data: [task] }),
+    ];
+    let next = 0;
+    await against((_request, response) => answers[next++]!(response));
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamInvalidError);
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamInvalidError);
+  });
+
+  it('gives up on a server that never answers within the deadline', async () => {
+    await against(() => undefined, 300);
+    const started = Date.now();
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamTimeoutError);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('types a reset connection and a refused one as unavailable', async () => {
+    await against((_request, response) => {
+      response.socket?.destroy();
+    });
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+    const url = standIn.url;
+    await standIn.stop();
+    const refused = createTasksClient({ baseUrl: url, timeoutMs: 2_000 });
+    await expect(refused.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+    await refused.close();
+    standIn = await startStandIn(() => undefined);
+  });
+
+  it('refuses an answer larger than its body limit', async () => {
+    await against((_request, response) => json(response, 200, { ...task, padding: 'x'.repeat(2 << 20) }));
+    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamInvalidError);
+  });
+
+  it('never puts the key into an error message, even when the upstream echoes it', async () => {
+    await against((_request, response) => json(response, 400, { error: { message: 'key sk-client-test is not allowed here', code: 'x' } }));
+    const error = (await client.getTask('task-1', key).catch((caught) => caught)) as Error;
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect(error.message).not.toContain('sk-client-test');
+    expect(JSON.stringify(key)).not.toContain('sk-client-test');
+  });
+
+  it("rejects with the caller's reason when the caller aborts", async () => {
+    await against(() => undefined);
+    const controller = new AbortController();
+    const pending = client.getTask('task-1', key, { signal: controller.signal });
+    controller.abort(new Error('watcher left'));
+    await expect(pending).rejects.toThrow('watcher left');
+  });
+});
