@@ -1,12 +1,20 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { GraphQLError } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import { exampleOperations } from './graphiql-examples.ts';
+import { createCallbackTokens } from './pollers/callback-tokens.ts';
+import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
+import type { Scheduler } from './pollers/scheduler.ts';
+import { createTaskPoller } from './pollers/task-poller.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './schema/context.ts';
 import { maskError } from './schema/errors.ts';
 import { schema } from './schema/index.ts';
-import { createCredential } from './upstream/credential.ts';
+import { createCredential, credentialFromAuthorization } from './upstream/credential.ts';
+import { UpstreamError } from './upstream/errors.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 
 export interface GatewayOptions {
@@ -15,36 +23,74 @@ export interface GatewayOptions {
   upstreamUrl: string;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
+  /** Timers of the poller. Default: Node's. */
+  scheduler?: Scheduler;
+  /** Random source of the poller's jitter. Default `Math.random`. */
+  random?: () => number;
+  /** How poll loops are shared. Default: in this process only. */
+  coordinator?: LoopCoordinator;
 }
 
 export interface Gateway {
   /** Listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
   start(): Promise<string>;
-  /** Stops accepting, closes connections and releases the upstream pool. */
+  /** Completes every subscription, stops every poll loop, closes connections and the upstream pool. */
   stop(): Promise<void>;
+  /** The shared poller, for health and metrics. */
+  readonly poller: ReturnType<typeof createTaskPoller>;
 }
+
+/** Most bytes a webhook body may have; it is read and dropped, never believed. */
+const MAX_WEBHOOK_BODY_BYTES = 64 * 1024;
 
 /** The composition root: builds every part of the gateway; nothing listens until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random, coordinator } = options;
   const tasksClient = createTasksClient({ baseUrl: upstreamUrl, timeoutMs: config.upstreamTimeoutMs, now });
+  const poller = createTaskPoller({
+    client: tasksClient,
+    intervalMs: config.pollIntervalMs,
+    maxIntervalMs: config.pollMaxIntervalMs,
+    timeoutMs: config.pollTimeoutMs,
+    now,
+    scheduler,
+    random,
+    coordinator,
+  });
+  const callbackTokens = createCallbackTokens({ now });
+  const { publicUrl } = config;
   const services: ContextServices = {
     tasksClient,
+    poller,
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     now,
+    prepareCallback: publicUrl
+      ? (credential) => {
+          const token = callbackTokens.issue(credential);
+          return { url: `${publicUrl}/webhooks/tasks/${token}`, bind: (taskId) => callbackTokens.bind(token, taskId) };
+        }
+      : undefined,
   };
-  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
+
+  const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse; connectionParams?: Record<string, unknown> }, GatewayContext>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
     maskedErrors: { maskError: (error) => maskError(error) },
-    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations },
-    context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
+    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    context: ({ request, connectionParams }) =>
+      createRequestContext(
+        services,
+        // WebSocket operations carry the key in connectionParams; HTTP and SSE in the header.
+        connectionParams ? stringOrNull(connectionParams.authorization) : request.headers.get('authorization'),
+      ),
   });
+
   const server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
+    const path = (request.url ?? '/').split('?')[0]!;
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
+    if (path.startsWith('/webhooks/tasks/')) return void handleWebhook(request, response, path.slice('/webhooks/tasks/'.length));
     if (path === '/' && request.method === 'GET') {
       response.writeHead(302, { location: '/graphql' }).end();
       return;
@@ -52,7 +98,84 @@ export function createGateway(options: GatewayOptions): Gateway {
     void yoga(request, response);
   });
 
+  /** A callback is a hint: answer at once, then re-read the task with its owner's key and fan out. */
+  async function handleWebhook(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> {
+    if (request.method !== 'POST') {
+      response.writeHead(405, { allow: 'POST' }).end();
+      return;
+    }
+    const target = /^[\w-]{16,64}$/.test(token) ? callbackTokens.resolve(token) : undefined;
+    if (!target) {
+      request.resume();
+      return sendJson(response, 404, { error: 'unknown callback token' });
+    }
+    let size = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_WEBHOOK_BODY_BYTES) break;
+    }
+    sendJson(response, 202, { accepted: true });
+    if (!poller.nudge(target.credential, target.taskId)) {
+      // Nobody watches it: refresh the terminal cache for later readers, and ignore failures.
+      poller.read(target.credential, target.taskId).catch(() => undefined);
+    }
+  }
+
+  const webSockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  server.on('upgrade', (request, socket, head) => {
+    if ((request.url ?? '').split('?')[0] !== '/graphql') return socket.destroy();
+    webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
+  });
+  const disposeWebSockets = useServer<Record<string, unknown>, { request: IncomingMessage }>(
+    {
+      execute: (args: any) => args.rootValue.execute(args),
+      subscribe: (args: any) => args.rootValue.subscribe(args),
+      onConnect: (context) => {
+        try {
+          credentialFromAuthorization(stringOrNull(context.connectionParams?.authorization), services.defaultCredential);
+          return true;
+        } catch (error) {
+          // 4403 (not 4401): clients retry it with fresh credentials.
+          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
+          (context.extra as { socket?: { close(code: number, reason: string): void } }).socket?.close(4403, reason);
+          return false;
+        }
+      },
+      onSubscribe: async (context, _id, params) => {
+        if (Object.keys(context.subscriptions).length > config.maxSubscriptionsPerConnection) {
+          return [
+            new GraphQLError(
+              `This connection already has ${config.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
+              {
+                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+              },
+            ),
+          ];
+        }
+        const enveloped = yoga.getEnveloped({
+          ...context,
+          req: context.extra.request,
+          params,
+          connectionParams: context.connectionParams ?? {},
+        });
+        const document = enveloped.parse(params.query);
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema: enveloped.schema,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+      },
+    },
+    webSockets,
+  );
+
   return {
+    poller,
     async start() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -63,13 +186,20 @@ export function createGateway(options: GatewayOptions): Gateway {
       return `http://${host}:${port}`;
     },
     async stop() {
+      poller.dispose();
+      for (const client of webSockets.clients) client.close(1001, 'Going away');
+      await disposeWebSockets.dispose();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeIdleConnections();
+        server.closeAllConnections();
       });
       await tasksClient.close();
     },
   };
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

@@ -3,7 +3,7 @@ import { badUserInput } from '../schema/errors.ts';
 import { CancelledTaskRef, TaskRef } from '../schema/task.ts';
 import { TaskNotCancellableError, TaskNotFoundError } from '../upstream/errors.ts';
 import { validateTaskId } from '../upstream/task-id.ts';
-import { type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
+import { isTerminal, type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
 
 /** Longest `Prefer: wait` the upstream honours, in seconds. */
 export const MAX_WAIT_SECONDS = 60;
@@ -77,7 +77,9 @@ builder.mutationType({
         const reserved = Object.keys(params ?? {}).filter((key) => reservedParams.includes(key));
         if (reserved.length > 0) throw badUserInput(`params must not set ${reserved.join(', ')}: use the input fields.`);
         const credential = context.credential();
-        return context.tasksClient.submitTask(
+        const callback = context.prepareCallback(credential);
+        const startedAt = context.now();
+        const task = await context.tasksClient.submitTask(
           {
             model,
             action: action ?? 'generate',
@@ -85,10 +87,15 @@ builder.mutationType({
             params: params ?? undefined,
             idempotencyKey: idempotencyKey ?? undefined,
             waitSeconds: wait,
-            callbackUrl: context.callbackUrl(credential) ?? undefined,
+            callbackUrl: callback?.url,
           },
           credential,
         );
+        callback?.bind(task.id);
+        const remainingMs = wait * 1000 - (context.now() - startedAt);
+        if (isTerminal(task.status) || remainingMs <= 0) return task;
+        // The upstream's own wait ended first: wait the rest on the shared poller.
+        return (await context.poller.waitForEnd(credential, task.id, remainingMs)) ?? task;
       },
     }),
     cancelTask: t.field({

@@ -1,8 +1,16 @@
 import type DataLoader from 'dataloader';
+import type { TaskPoller } from '../pollers/task-poller.ts';
+import type { TaskEvent } from '../pollers/task-sink.ts';
 import { type Credential, credentialFromAuthorization } from '../upstream/credential.ts';
 import { createTaskLoader } from '../upstream/task-loader.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
+
+/** A `callback_url` issued for one submission, to be tied to the task id the upstream answers. */
+export interface PreparedCallback {
+  url: string;
+  bind(taskId: string): void;
+}
 
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
@@ -12,33 +20,41 @@ export interface GatewayContext {
   taskLoader: DataLoader<string, TaskSnapshot | null>;
   /** The upstream client, shared by all requests. */
   tasksClient: TasksClient;
-  /** `callback_url` for a newly submitted task, or null when `PUBLIC_URL` is unset. */
-  callbackUrl(credential: Credential): string | null;
-  /** Clock in ms, for `MediaFile.expired`. */
+  /** The shared poller, for subscriptions and waits. */
+  poller: TaskPoller;
+  /** Watches a task for the caller, through the shared poller. */
+  watchTask(taskId: string): AsyncIterable<TaskEvent>;
+  /** A `callback_url` for a task about to be submitted, or null when `PUBLIC_URL` is unset. */
+  prepareCallback(credential: Credential): PreparedCallback | null;
+  /** Clock in ms, for `MediaFile.expired` and waits. */
   now(): number;
 }
 
 export interface ContextServices {
   tasksClient: TasksClient;
+  poller: TaskPoller;
   /** Used when a request brings no key (`UPSTREAM_API_KEY`); null refuses such requests. */
   defaultCredential: Credential | null;
-  /** Reads one task for the per-request loader. Default: a plain upstream GET. */
-  readTask?: (id: string, credential: Credential) => Promise<TaskSnapshot>;
-  callbackUrl?: (credential: Credential) => string | null;
+  prepareCallback?: (credential: Credential) => PreparedCallback | null;
   now: () => number;
 }
 
 /** Builds one request's context from its `Authorization` value (header or `connectionParams`). */
 export function createRequestContext(services: ContextServices, authorization: string | null | undefined): GatewayContext {
-  const { tasksClient, defaultCredential, now, callbackUrl = () => null } = services;
-  const readTask = services.readTask ?? ((id, credential) => tasksClient.getTask(id, credential));
+  const { tasksClient, poller, defaultCredential, now, prepareCallback = () => null } = services;
   let resolved: Credential | undefined;
-  const credential = () => (resolved ??= credentialFromAuthorization(authorization, defaultCredential));
+  const credential = () => {
+    resolved ??= credentialFromAuthorization(authorization, defaultCredential);
+    return resolved;
+  };
   return {
     credential,
-    taskLoader: createTaskLoader((id) => readTask(id, credential())),
+    // Reads go through the poller: a watched task's fresh snapshot, the terminal cache, or a shared GET.
+    taskLoader: createTaskLoader((id) => poller.read(credential(), id)),
     tasksClient,
-    callbackUrl,
+    poller,
+    watchTask: (taskId) => poller.subscribe(credential(), taskId),
+    prepareCallback,
     now,
   };
 }

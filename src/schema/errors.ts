@@ -3,6 +3,7 @@ import {
   BadRequestError,
   InsufficientBalanceError,
   InvalidTaskIdError,
+  PollTimeoutError,
   RateLimitedError,
   TaskNotCancellableError,
   TaskNotFoundError,
@@ -26,7 +27,7 @@ function codeOf(error: UpstreamError): string {
   if (error instanceof TaskNotCancellableError) return 'TASK_NOT_CANCELLABLE';
   if (error instanceof InsufficientBalanceError) return 'INSUFFICIENT_BALANCE';
   if (error instanceof RateLimitedError) return 'RATE_LIMITED';
-  if (error instanceof UpstreamTimeoutError) return 'TIMEOUT';
+  if (error instanceof UpstreamTimeoutError || error instanceof PollTimeoutError) return 'TIMEOUT';
   if (error instanceof UpstreamUnavailableError) return 'UPSTREAM_UNAVAILABLE';
   if (error instanceof UpstreamInvalidError) return 'UPSTREAM_INVALID';
   return error.code;

@@ -4,6 +4,7 @@ import './scalars.ts';
 import './task.ts';
 import '../resolvers/query.ts';
 import '../resolvers/mutation.ts';
+import '../resolvers/subscription.ts';
 
 /** The gateway's executable schema, built once from the Pothos types. */
 export const schema: GraphQLSchema = builder.toSchema();

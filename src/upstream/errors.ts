@@ -94,3 +94,9 @@ export class UpstreamInvalidError extends UpstreamError {
   override readonly transient = true;
   override name = 'UpstreamInvalidError';
 }
+
+/** A watched task did not end within `POLL_TIMEOUT_MS`. */
+export class PollTimeoutError extends UpstreamError {
+  override readonly code = 'POLL_TIMEOUT';
+  override name = 'PollTimeoutError';
+}

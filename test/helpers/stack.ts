@@ -1,5 +1,6 @@
 import { type Config, readConfig } from '../../src/config.ts';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/emulator.ts';
+import type { Scheduler } from '../../src/pollers/scheduler.ts';
 import { createGateway, type Gateway } from '../../src/server.ts';
 
 export interface GraphQLResponse<T = any> {
@@ -23,6 +24,8 @@ export interface StackOptions {
   /** Extra environment for the gateway's config. */
   env?: Record<string, string>;
   now?: () => number;
+  scheduler?: Scheduler;
+  random?: () => number;
 }
 
 /** Starts an emulator (unless `upstreamUrl` is given) and a gateway, both on port 0. */
@@ -30,7 +33,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const emulator = options.upstreamUrl ? null : createEmulator(options.emulator);
   const upstreamUrl = options.upstreamUrl ?? (await emulator!.start());
   const config: Config = readConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, ...options.env });
-  const gateway = createGateway({ config, upstreamUrl, now: options.now });
+  const gateway = createGateway({ config, upstreamUrl, now: options.now, scheduler: options.scheduler, random: options.random });
   const gatewayUrl = await gateway.start();
   return {
     gatewayUrl,
@@ -64,3 +67,13 @@ export const TASK_FIELDS = `
   ... on FailedTask { error { code message retryable } }
   ... on UnknownTask { upstreamStatus }
 `;
+
+/** A port that was free a moment ago, for a gateway that must know its own URL before it listens. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -1,0 +1,39 @@
+/**
+ * Time, injected: pollers take a clock, a scheduler and a random source, so
+ * tests drive them without real sleeps or global fake timers.
+ */
+export interface Scheduler {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real one: Node's timers. */
+export const realScheduler: Scheduler = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface BackoffOptions {
+  /** The first delay, in ms. */
+  baseMs: number;
+  /** The longest delay, in ms. */
+  maxMs: number;
+  /** A number in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * The delay before retry number `attempt` (1 for the first): `baseMs * 2^(attempt-1)`,
+ * capped at `maxMs`, then "equal jitter" (half fixed, half random) so that many
+ * loops failing together do not retry in step.
+ */
+export function exponentialBackoffWithJitter(attempt: number, options: BackoffOptions): number {
+  const { baseMs, maxMs, random = Math.random } = options;
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+/** Spreads `delayMs` by up to `±ratio` so that loops started together drift apart. */
+export function withJitter(delayMs: number, ratio: number, random: () => number = Math.random): number {
+  return Math.max(0, delayMs * (1 + (random() * 2 - 1) * ratio));
+}
