@@ -1,9 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { createCallbackTokens } from './pollers/callback-tokens.ts';
@@ -13,9 +10,9 @@ import { createTaskPoller } from './pollers/task-poller.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './schema/context.ts';
 import { maskError } from './schema/errors.ts';
 import { schema } from './schema/index.ts';
-import { createCredential, credentialFromAuthorization } from './upstream/credential.ts';
-import { UpstreamError } from './upstream/errors.ts';
+import { createCredential } from './upstream/credential.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
+import { attachGraphQLWebSocketServer } from './websocket-server.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -72,19 +69,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       : undefined,
   };
 
-  const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse; connectionParams?: Record<string, unknown> }, GatewayContext>({
+  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
     maskedErrors: { maskError: (error) => maskError(error) },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
-    context: ({ request, connectionParams }) =>
-      createRequestContext(
-        services,
-        // WebSocket operations carry the key in connectionParams; HTTP and SSE in the header.
-        connectionParams ? stringOrNull(connectionParams.authorization) : request.headers.get('authorization'),
-      ),
+    // HTTP and SSE carry the key in the header; WebSocket operations go through websocket-server.ts.
+    context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 
   const server = createServer((request, response) => {
@@ -121,58 +114,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
-  const webSockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  server.on('upgrade', (request, socket, head) => {
-    if ((request.url ?? '').split('?')[0] !== '/graphql') return socket.destroy();
-    webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
+  const webSockets = attachGraphQLWebSocketServer({
+    httpServer: server,
+    schema,
+    services,
+    maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
   });
-  const disposeWebSockets = useServer<Record<string, unknown>, { request: IncomingMessage }>(
-    {
-      execute: (args: any) => args.rootValue.execute(args),
-      subscribe: (args: any) => args.rootValue.subscribe(args),
-      onConnect: (context) => {
-        try {
-          credentialFromAuthorization(stringOrNull(context.connectionParams?.authorization), services.defaultCredential);
-          return true;
-        } catch (error) {
-          // 4403 (not 4401): clients retry it with fresh credentials.
-          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
-          (context.extra as { socket?: { close(code: number, reason: string): void } }).socket?.close(4403, reason);
-          return false;
-        }
-      },
-      onSubscribe: async (context, _id, params) => {
-        if (Object.keys(context.subscriptions).length > config.maxSubscriptionsPerConnection) {
-          return [
-            new GraphQLError(
-              `This connection already has ${config.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
-              {
-                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-              },
-            ),
-          ];
-        }
-        const enveloped = yoga.getEnveloped({
-          ...context,
-          req: context.extra.request,
-          params,
-          connectionParams: context.connectionParams ?? {},
-        });
-        const document = enveloped.parse(params.query);
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
-        return {
-          schema: enveloped.schema,
-          operationName: params.operationName,
-          document,
-          variableValues: params.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-      },
-    },
-    webSockets,
-  );
 
   return {
     poller,
@@ -187,8 +134,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
     async stop() {
       poller.dispose();
-      for (const client of webSockets.clients) client.close(1001, 'Going away');
-      await disposeWebSockets.dispose();
+      await webSockets.dispose();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -196,10 +142,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       await tasksClient.close();
     },
   };
-}
-
-function stringOrNull(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

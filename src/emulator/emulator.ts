@@ -36,6 +36,8 @@ export interface Emulator {
   stop(): Promise<void>;
   /** Forces a task into `status` (any string, known or not) with `progress`, until released. */
   pin(taskId: string, status: string, progress?: number): void;
+  /** The `callback_url` a task was submitted with, or null. */
+  callbackUrlOf(taskId: string): string | null;
   /** Lets a pinned task follow the clock again. */
   release(taskId: string): void;
   /** Sends the callbacks of tasks that have ended since the last sweep. */
@@ -209,6 +211,9 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       const task = tasks.get(taskId);
       if (!task) throw new Error(`No task ${taskId}`);
       task.pinned = { status, progress, at: now() };
+    },
+    callbackUrlOf(taskId) {
+      return tasks.get(taskId)?.callbackUrl ?? null;
     },
     release(taskId) {
       const task = tasks.get(taskId);

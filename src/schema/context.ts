@@ -39,18 +39,29 @@ export interface ContextServices {
   now: () => number;
 }
 
-/** Builds one request's context from its `Authorization` value (header or `connectionParams`). */
-export function createRequestContext(services: ContextServices, authorization: string | null | undefined): GatewayContext {
+/**
+ * Builds one operation's context from its `Authorization` value (header or
+ * `connectionParams`), or from a credential already resolved for its connection.
+ * Cheap on purpose: a WebSocket holds one per live subscription.
+ */
+export function createRequestContext(
+  services: ContextServices,
+  authorization: string | null | undefined | { credential: Credential },
+): GatewayContext {
   const { tasksClient, poller, defaultCredential, now, prepareCallback = () => null } = services;
-  let resolved: Credential | undefined;
+  let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
-    resolved ??= credentialFromAuthorization(authorization, defaultCredential);
+    resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
     return resolved;
   };
+  let taskLoader: GatewayContext['taskLoader'] | undefined;
   return {
     credential,
     // Reads go through the poller: a watched task's fresh snapshot, the terminal cache, or a shared GET.
-    taskLoader: createTaskLoader((id) => poller.read(credential(), id)),
+    get taskLoader() {
+      taskLoader ??= createTaskLoader((id) => poller.read(credential(), id));
+      return taskLoader;
+    },
     tasksClient,
     poller,
     watchTask: (taskId) => poller.subscribe(credential(), taskId),

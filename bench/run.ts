@@ -1,0 +1,186 @@
+/**
+ * `npm run bench`: figures for the shared poller, printed, never asserted.
+ *  1. upstream GETs per poll interval for 1, 100, 1,000 and 10,000 subscribers,
+ *     beside what polling per subscriber would cost;
+ *  2. time from an upstream change (signalled by webhook) to the last of
+ *     10,000 subscribers receiving it, beside a raw `ws` broadcast of the same
+ *     bytes to as many sockets from the same client process;
+ *  3. memory per idle subscription in the gateway (heap + external), with 100
+ *     subscriptions sharing each socket.
+ * Clients run in a child process (bench/clients.ts) so the gateway is measured alone.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { readConfig } from '../src/config.ts';
+import { createEmulator } from '../src/emulator/emulator.ts';
+import { createGateway } from '../src/server.ts';
+
+const KEY = 'sk-bench';
+const INTERVAL_MS = 250;
+const SOCKETS = 100;
+const ROUNDS = 7;
+const gc = (globalThis as { gc?: () => void }).gc;
+
+interface Clients {
+  send(command: Record<string, unknown>, answer: string): Promise<any>;
+  stop(): void;
+}
+
+async function startClients(): Promise<Clients> {
+  const child: ChildProcess = fork(new URL('./clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+  await once(child, 'message');
+  return {
+    async send(command, answer) {
+      const reply = new Promise((resolve) => {
+        const listener = (message: any) => {
+          if (message.type === answer) {
+            child.off('message', listener);
+            resolve(message);
+          }
+        };
+        child.on('message', listener);
+      });
+      child.send(command);
+      return reply;
+    },
+    stop: () => child.kill(),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const wallClock = () => performance.timeOrigin + performance.now();
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const memory = () => {
+  gc?.();
+  gc?.();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external + usage.arrayBuffers;
+};
+
+async function main() {
+  // The benchmark sends the callback itself, at a known instant: the emulator's own sweep stays out of the way.
+  const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
+  const upstreamUrl = await emulator.start();
+  const port = await freePort();
+  const config = readConfig({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    UPSTREAM_URL: upstreamUrl,
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    POLL_INTERVAL_MS: String(INTERVAL_MS),
+    POLL_MAX_INTERVAL_MS: String(INTERVAL_MS),
+  });
+  const gateway = createGateway({ config, upstreamUrl });
+  const url = await gateway.start();
+  const wsUrl = `${url.replace('http', 'ws')}/graphql`;
+  const submit = async () => {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }' }),
+    });
+    return ((await response.json()) as any).data.submitTask.id as string;
+  };
+
+  console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets at most, poll interval ${INTERVAL_MS} ms)\n`);
+  console.log('1. Upstream GETs per poll interval');
+  console.log('   subscribers | gateway GETs/interval | per-subscriber polling GETs/interval');
+  for (const subscribers of [1, 100, 1_000, 10_000]) {
+    const clients = await startClients();
+    const sockets = Math.min(SOCKETS, subscribers);
+    await clients.send({ type: 'open', url: wsUrl, sockets, key: KEY, protocol: 'graphql-ws' }, 'opened');
+    const id = await submit();
+    await clients.send({ type: 'subscribe', taskId: id, perSocket: subscribers / sockets }, 'ready');
+    const before = emulator.stats.gets.get(id) ?? 0;
+    const windowMs = INTERVAL_MS * 20;
+    await sleep(windowMs);
+    const perInterval = ((emulator.stats.gets.get(id) ?? 0) - before) / (windowMs / INTERVAL_MS);
+    console.log(`   ${String(subscribers).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(subscribers).padStart(36)}`);
+    await clients.send({ type: 'close' }, 'closed');
+    clients.stop();
+  }
+  while (gateway.poller.stats().loops > 0) await sleep(10);
+
+  console.log('\n2. Memory per idle subscription (gateway process: heap + external + array buffers)');
+  const clients = await startClients();
+  await clients.send({ type: 'open', url: wsUrl, sockets: SOCKETS, key: KEY, protocol: 'graphql-ws' }, 'opened');
+  const id = await submit();
+  await sleep(200);
+  const baseline = memory();
+  await clients.send({ type: 'subscribe', taskId: id, perSocket: 100 }, 'ready');
+  await sleep(200);
+  const loaded = memory();
+  const perSubscription = (loaded - baseline) / 10_000;
+  console.log(
+    `   10,000 subscriptions on ${SOCKETS} sockets: ${(perSubscription / 1024).toFixed(2)} KiB each (target: at most 12 KiB)${gc ? '' : ' (run with --expose-gc for stable figures)'}`,
+  );
+
+  await clients.send({ type: 'close' }, 'closed');
+  clients.stop();
+
+  console.log(`\n3. Upstream change to the last of 10,000 subscribers (webhook), median of ${ROUNDS} rounds`);
+  const fanout = await startClients();
+  await fanout.send({ type: 'open', url: wsUrl, sockets: SOCKETS, key: KEY, protocol: 'graphql-ws' }, 'opened');
+  const gatewayRounds: Array<{ last: number; first: number }> = [];
+  let sample = '';
+  for (let round = 0; round < ROUNDS; round++) {
+    const taskId = await submit();
+    await fanout.send({ type: 'subscribe', taskId, perSocket: 100 }, 'ready');
+    memory();
+    const delivered = fanout.send({ type: 'expect', match: 'COMPLETED', count: 10_000 }, 'done');
+    emulator.pin(taskId, 'completed', 100);
+    const changedAt = wallClock();
+    await fetch(emulator.callbackUrlOf(taskId)!, { method: 'POST', body: '{}' });
+    const done = await delivered;
+    gatewayRounds.push({ last: done.at - changedAt, first: done.firstAt - changedAt });
+    sample = done.sample;
+  }
+  fanout.stop();
+
+  const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await once(raw, 'listening');
+  const rawClients = await startClients();
+  await rawClients.send(
+    { type: 'open', url: `ws://127.0.0.1:${(raw.address() as { port: number }).port}`, sockets: SOCKETS, key: null, protocol: 'raw' },
+    'opened',
+  );
+  const rawRounds: Array<{ last: number; first: number }> = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    memory();
+    const delivered = rawClients.send({ type: 'expect', match: 'COMPLETED', count: 10_000 }, 'done');
+    const sentAt = wallClock();
+    for (const socket of raw.clients) for (let i = 0; i < 100; i++) socket.send(sample);
+    const done = await delivered;
+    rawRounds.push({ last: done.at - sentAt, first: done.firstAt - sentAt });
+  }
+  rawClients.stop();
+  raw.close();
+  const gatewayMs = median(gatewayRounds.map((r) => r.last));
+  const rawMs = median(rawRounds.map((r) => r.last));
+  console.log(
+    `   gateway: ${gatewayMs.toFixed(1)} ms to the last, ${median(gatewayRounds.map((r) => r.first)).toFixed(1)} ms to the first (webhook in, one GET, 10,000 graphql-ws messages out)`,
+  );
+  console.log(
+    `   raw ws broadcast of the same ${sample.length} bytes x 10,000: ${rawMs.toFixed(1)} ms to the last, ${median(rawRounds.map((r) => r.first)).toFixed(1)} ms to the first`,
+  );
+  console.log(`   ratio: ${(gatewayMs / rawMs).toFixed(2)}x (target: within 2x)`);
+  console.log(
+    `   rounds (gateway / raw, ms): ${gatewayRounds.map((r, i) => `${r.last.toFixed(0)}/${rawRounds[i]!.last.toFixed(0)}`).join(', ')}`,
+  );
+
+  await gateway.stop();
+  await emulator.stop();
+  process.exit(0);
+}
+
+await main();

@@ -1,0 +1,108 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { type ContextServices, createRequestContext } from './schema/context.ts';
+import { createOperationCache, executeOperation } from './schema/execution.ts';
+import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
+import { UpstreamError } from './upstream/errors.ts';
+
+export interface WebSocketServerOptions {
+  httpServer: Server;
+  schema: GraphQLSchema;
+  services: ContextServices;
+  /** The path upgrades are accepted on. Default `/graphql`. */
+  path?: string;
+  /** Subscriptions one socket may hold. Default 100. */
+  maxSubscriptionsPerConnection?: number;
+  /** Largest message accepted, in bytes. Default 65 536. */
+  maxPayloadBytes?: number;
+}
+
+export interface GraphQLWebSocketServer {
+  /** Open sockets. */
+  connections(): number;
+  /** Closes every socket with 1001 (going away) and stops accepting. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * graphql-ws on the HTTP server's port and path. The key comes once per
+ * connection (`connectionParams.authorization`, "Bearer <key>"); a missing or
+ * malformed one is refused at connection time with 4403, which clients retry
+ * with fresh credentials. Operations bypass yoga: they are parsed once per
+ * distinct text and subscription events are executed once per change for all
+ * subscribers (`executeOperation`), with errors masked by the same function.
+ */
+export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): GraphQLWebSocketServer {
+  const {
+    httpServer,
+    schema,
+    services,
+    path = '/graphql',
+    maxSubscriptionsPerConnection = 100,
+    maxPayloadBytes = 64 * 1024, // 64 KiB
+  } = options;
+  const prepare = createOperationCache(schema);
+  const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  const credentials = new WeakMap<object, Credential>();
+
+  const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
+    if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
+    webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
+  };
+  httpServer.on('upgrade', onUpgrade);
+
+  const server = useServer(
+    {
+      execute: executeOperation as never,
+      subscribe: executeOperation as never,
+      onConnect: (context) => {
+        const authorization = context.connectionParams?.authorization;
+        try {
+          credentials.set(
+            context,
+            credentialFromAuthorization(typeof authorization === 'string' ? authorization : null, services.defaultCredential),
+          );
+          return true;
+        } catch (error) {
+          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
+          context.extra.socket.close(4403, reason);
+          return false;
+        }
+      },
+      onSubscribe: (context, _id, params) => {
+        if (Object.keys(context.subscriptions).length > maxSubscriptionsPerConnection) {
+          return [
+            new GraphQLError(
+              `This connection already has ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
+              {
+                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+              },
+            ),
+          ];
+        }
+        const { document, errors } = prepare(params.query);
+        if (errors.length > 0) return [...errors];
+        return {
+          schema,
+          document,
+          operationName: params.operationName,
+          variableValues: params.variables,
+          contextValue: createRequestContext(services, { credential: credentials.get(context)! }),
+        };
+      },
+    },
+    webSockets,
+  );
+
+  return {
+    connections: () => webSockets.clients.size,
+    async dispose() {
+      httpServer.off('upgrade', onUpgrade);
+      for (const client of webSockets.clients) client.close(1001, 'Going away');
+      await server.dispose();
+      await new Promise((resolve) => webSockets.close(resolve));
+    },
+  };
+}
