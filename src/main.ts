@@ -1,5 +1,6 @@
 import { type Config, ConfigError, readConfig } from './config.ts';
 import { createEmulator } from './emulator/emulator.ts';
+import { createLogger } from './logger.ts';
 import { createGateway } from './server.ts';
 
 /** The entry point: the only place that reads the environment, listens and handles signals. */
@@ -12,21 +13,25 @@ try {
   process.exit(1);
 }
 
+/** How long a shutdown may take before the process exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+const logger = createLogger(config.logLevel);
 const emulator = config.upstreamUrl === null ? createEmulator() : null;
 const upstreamUrl = config.upstreamUrl ?? (await emulator!.start(0, '127.0.0.1'));
-const gateway = createGateway({ config, upstreamUrl });
+const gateway = createGateway({ config, upstreamUrl, logger });
 const url = await gateway.start();
-console.log(`task-gateway: GraphiQL at ${url}/graphql`);
-console.log(
-  emulator ? `task-gateway: using the embedded emulator at ${upstreamUrl}` : `task-gateway: upstream ${new URL(upstreamUrl).origin}`,
-);
+logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(`task-gateway: ${signal}, shutting down`);
-  const force = setTimeout(() => process.exit(1), 10_000).unref();
+  logger.info({ signal }, 'shutting down');
+  const force = setTimeout(() => {
+    logger.error('shutdown deadline passed, exiting');
+    process.exit(1);
+  }, SHUTDOWN_DEADLINE_MS).unref();
   await gateway.stop();
   await emulator?.stop();
   clearTimeout(force);
@@ -34,3 +39,4 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.once('SIGINT', () => void shutdown('SIGINT'));
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));

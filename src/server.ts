@@ -1,15 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createYoga } from 'graphql-yoga';
+import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { exampleOperations } from './graphiql-examples.ts';
+import { createLogger, type Logger, loggablePath } from './logger.ts';
+import { createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createCallbackTokens } from './pollers/callback-tokens.ts';
 import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
 import type { Scheduler } from './pollers/scheduler.ts';
-import { createTaskPoller } from './pollers/task-poller.ts';
+import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './schema/context.ts';
 import { maskError } from './schema/errors.ts';
 import { schema } from './schema/index.ts';
+import { costRules } from './schema/limits.ts';
 import { createCredential } from './upstream/credential.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 import { attachGraphQLWebSocketServer } from './websocket-server.ts';
@@ -18,6 +22,8 @@ export interface GatewayOptions {
   config: Config;
   /** The upstream base URL, including `/v1` (the emulator's, when `config.upstreamUrl` is null). */
   upstreamUrl: string;
+  /** Structured logs. Default: pino at `config.logLevel` on stdout. */
+  logger?: Logger;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
   /** Timers of the poller. Default: Node's. */
@@ -31,19 +37,34 @@ export interface GatewayOptions {
 export interface Gateway {
   /** Listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
   start(): Promise<string>;
-  /** Completes every subscription, stops every poll loop, closes connections and the upstream pool. */
-  stop(): Promise<void>;
-  /** The shared poller, for health and metrics. */
-  readonly poller: ReturnType<typeof createTaskPoller>;
+  /**
+   * Stops accepting, completes every subscription (WebSocket close 1001), stops
+   * every poll loop, lets in-flight requests finish for up to `graceMs`
+   * (default 5 000), then closes what is left and the upstream pool.
+   */
+  stop(graceMs?: number): Promise<void>;
+  readonly poller: TaskPoller;
+  readonly metrics: GatewayMetrics;
 }
 
+/** Largest GraphQL request body accepted, in bytes. */
+export const MAX_REQUEST_BYTES = 256 * 1024;
 /** Most bytes a webhook body may have; it is read and dropped, never believed. */
 const MAX_WEBHOOK_BODY_BYTES = 64 * 1024;
+/** How long a readiness answer is reused, in ms. */
+const READINESS_TTL_MS = 2_000;
 
 /** The composition root: builds every part of the gateway; nothing listens until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, upstreamUrl, now = Date.now, scheduler, random, coordinator } = options;
-  const tasksClient = createTasksClient({ baseUrl: upstreamUrl, timeoutMs: config.upstreamTimeoutMs, now });
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const tasksClient = createTasksClient({
+    baseUrl: upstreamUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    now,
+    onRequest: metrics.upstreamRequest,
+  });
   const poller = createTaskPoller({
     client: tasksClient,
     intervalMs: config.pollIntervalMs,
@@ -53,6 +74,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     scheduler,
     random,
     coordinator,
+    onFanOut: metrics.fannedOut,
+    onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
   const callbackTokens = createCallbackTokens({ now });
   const { publicUrl } = config;
@@ -69,27 +92,90 @@ export function createGateway(options: GatewayOptions): Gateway {
       : undefined,
   };
 
-  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
+  const costLimits: Plugin = {
+    onValidate({ addValidationRule }) {
+      for (const rule of costRules) addValidationRule(rule);
+    },
+  };
+  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse; requestId: string }, GatewayContext>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
-    maskedErrors: { maskError: (error) => maskError(error) },
+    plugins: [costLimits],
+    maskedErrors: {
+      maskError: (error) => {
+        const masked = maskError(error);
+        if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: error }, 'unexpected error, masked');
+        return masked;
+      },
+    },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
     // HTTP and SSE carry the key in the header; WebSocket operations go through websocket-server.ts.
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 
+  let readiness: { ready: boolean; at: number } | null = null;
+  async function ready(): Promise<boolean> {
+    if (readiness && Date.now() - readiness.at < READINESS_TTL_MS) return readiness.ready;
+    readiness = { ready: await tasksClient.probe(), at: Date.now() };
+    return readiness.ready;
+  }
+
+  let accepting = true;
   const server = createServer((request, response) => {
+    const started = performance.now();
+    const requestId = validRequestId(request.headers['x-request-id']) ?? randomUUID();
+    response.setHeader('x-request-id', requestId);
+    response.on('finish', () => {
+      logger.debug(
+        {
+          requestId,
+          method: request.method,
+          path: loggablePath(request.url ?? '/'),
+          status: response.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
+        'request',
+      );
+    });
+    void route(request, response).catch((error) => {
+      logger.error({ err: error, requestId }, 'request failed');
+      if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
+      else response.destroy();
+    });
+  });
+
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0]!;
+    if (!accepting) {
+      response.setHeader('connection', 'close');
+      return sendJson(response, 503, { error: 'shutting down' });
+    }
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
-    if (path.startsWith('/webhooks/tasks/')) return void handleWebhook(request, response, path.slice('/webhooks/tasks/'.length));
+    if (path === '/readyz') {
+      const up = await ready();
+      return sendJson(response, up ? 200 : 503, { status: up ? 'ready' : 'upstream unreachable' });
+    }
+    if (path === '/metrics') {
+      response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
+      return;
+    }
+    if (path.startsWith('/webhooks/tasks/')) return handleWebhook(request, response, path.slice('/webhooks/tasks/'.length));
     if (path === '/' && request.method === 'GET') {
       response.writeHead(302, { location: '/graphql' }).end();
       return;
     }
-    void yoga(request, response);
-  });
+    if (request.method === 'POST') {
+      const length = request.headers['content-length'];
+      if (length === undefined) return sendJson(response, 411, { errors: [{ message: 'A Content-Length header is required.' }] });
+      if (Number(length) > MAX_REQUEST_BYTES) {
+        response.setHeader('connection', 'close');
+        return sendJson(response, 413, { errors: [{ message: `The request body exceeds ${MAX_REQUEST_BYTES} bytes.` }] });
+      }
+    }
+    await yoga(request, response);
+  }
 
   /** A callback is a hint: answer at once, then re-read the task with its owner's key and fan out. */
   async function handleWebhook(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> {
@@ -120,9 +206,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
   });
+  metrics.observe({
+    connections: webSockets.connections,
+    subscriptions: () => poller.stats().subscribers,
+    loops: () => poller.stats().loops,
+  });
 
   return {
     poller,
+    metrics,
     async start() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -130,18 +222,27 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
       const { address, port, family } = server.address() as AddressInfo;
       const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : family === 'IPv6' ? `[${address}]` : address;
+      logger.info({ port, upstream: new URL(upstreamUrl).origin }, 'task-gateway listening');
       return `http://${host}:${port}`;
     },
-    async stop() {
+    async stop(graceMs = 5_000) {
+      accepting = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Watchers complete (SSE streams end, graphql-ws sends complete), then sockets close with 1001.
       poller.dispose();
       await webSockets.dispose();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(grace);
       await tasksClient.close();
+      logger.info('task-gateway stopped');
     },
   };
+}
+
+function validRequestId(value: string | string[] | undefined): string | null {
+  return typeof value === 'string' && /^[\w.-]{1,64}$/.test(value) ? value : null;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

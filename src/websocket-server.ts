@@ -17,6 +17,10 @@ export interface WebSocketServerOptions {
   maxSubscriptionsPerConnection?: number;
   /** Largest message accepted, in bytes. Default 65 536. */
   maxPayloadBytes?: number;
+  /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
+  connectionInitTimeoutMs?: number;
+  /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
+  keepAliveMs?: number;
 }
 
 export interface GraphQLWebSocketServer {
@@ -42,6 +46,8 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
     path = '/graphql',
     maxSubscriptionsPerConnection = 100,
     maxPayloadBytes = 64 * 1024, // 64 KiB
+    connectionInitTimeoutMs = 3_000, // 3 s
+    keepAliveMs = 30_000, // 30 s
   } = options;
   const prepare = createOperationCache(schema);
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
@@ -53,8 +59,25 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
   };
   httpServer.on('upgrade', onUpgrade);
 
+  const alive = new WeakSet<import('ws').WebSocket>();
+  webSockets.on('connection', (socket) => {
+    alive.add(socket);
+    socket.on('pong', () => alive.add(socket));
+  });
+  const keepAlive = setInterval(() => {
+    for (const socket of webSockets.clients) {
+      if (!alive.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      alive.delete(socket);
+      socket.ping();
+    }
+  }, keepAliveMs);
+
   const server = useServer(
     {
+      connectionInitWaitTimeout: connectionInitTimeoutMs,
       execute: executeOperation as never,
       subscribe: executeOperation as never,
       onConnect: (context) => {
@@ -100,6 +123,7 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
     connections: () => webSockets.clients.size,
     async dispose() {
       httpServer.off('upgrade', onUpgrade);
+      clearInterval(keepAlive);
       for (const client of webSockets.clients) client.close(1001, 'Going away');
       await server.dispose();
       await new Promise((resolve) => webSockets.close(resolve));

@@ -28,6 +28,10 @@ export interface TaskPollerOptions {
   scheduler?: Scheduler;
   now?: () => number;
   random?: () => number;
+  /** Told how many watchers each new state was handed to (the dedup factor). */
+  onFanOut?: (subscribers: number) => void;
+  /** Told how long (ms) each delivered state waited between the loop and its watcher. */
+  onDelivered?: (waitedMs: number) => void;
 }
 
 export interface TaskPollerStats {
@@ -99,6 +103,8 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     scheduler = realScheduler,
     now = Date.now,
     random = Math.random,
+    onFanOut,
+    onDelivered,
   } = options;
   const terminalCache = options.terminalCache ?? createTerminalCache({ now });
   const loops = new Map<string, Loop>();
@@ -195,9 +201,14 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     if (changed) loop.latest = snapshot;
     const current = loop.latest!;
     const final = isTerminal(current.status);
+    let handed = 0;
     for (const sink of loop.sinks) {
-      if (changed || loop.unprimed.has(sink)) sink.push(current, final);
+      if (changed || loop.unprimed.has(sink)) {
+        sink.push(current, final);
+        handed += 1;
+      }
     }
+    if (handed > 0) onFanOut?.(handed);
     loop.unprimed.clear();
     loop.intervalMs = changed ? intervalMs : Math.min(maxIntervalMs, Math.round(loop.intervalMs * 1.5));
     if (final) {
@@ -261,13 +272,17 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       const key = keyOf(credential, taskId);
       const cached = terminalCache.get(key);
       let loop = loops.get(key);
-      const sink = createTaskSink((left) => {
-        if (!loop || loop.stopped) return;
-        loop.sinks.delete(left);
-        loop.unprimed.delete(left);
-        // The last watcher leaving stops the loop and aborts its request.
-        if (loop.sinks.size === 0) stop(loop);
-      });
+      const sink = createTaskSink(
+        (left) => {
+          if (!loop || loop.stopped) return;
+          loop.sinks.delete(left);
+          loop.unprimed.delete(left);
+          // The last watcher leaving stops the loop and aborts its request.
+          if (loop.sinks.size === 0) stop(loop);
+        },
+        onDelivered,
+        now,
+      );
       if (cached) {
         sink.push(cached, true);
         return sink;

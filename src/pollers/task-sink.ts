@@ -18,9 +18,17 @@ export interface TaskSink extends AsyncIterableIterator<TaskEvent> {
   readonly closed: boolean;
 }
 
-/** Creates a sink; `onClose` runs once when the consumer leaves before the final event. */
-export function createTaskSink(onClose: (sink: TaskSink) => void): TaskSink {
+/**
+ * Creates a sink; `onClose` runs once when the consumer leaves before the final
+ * event; `onDeliver`, when given, is told how long each event waited (ms, by `now`).
+ */
+export function createTaskSink(
+  onClose: (sink: TaskSink) => void,
+  onDeliver?: (waitedMs: number) => void,
+  now: () => number = Date.now,
+): TaskSink {
   let pending: TaskEvent | undefined;
+  let pushedAt = 0;
   let waiter: ((result: IteratorResult<TaskEvent>) => void) | undefined;
   let finalQueued = false;
   let closed = false;
@@ -47,15 +55,18 @@ export function createTaskSink(onClose: (sink: TaskSink) => void): TaskSink {
       if (waiter) {
         const resolve = waiter;
         waiter = undefined;
+        onDeliver?.(0);
         resolve({ value: event, done: false });
       } else {
         pending = event;
+        if (onDeliver) pushedAt = now();
       }
     },
     next() {
       if (pending !== undefined) {
         const value = pending;
         pending = undefined;
+        onDeliver?.(now() - pushedAt);
         return Promise.resolve({ value, done: false });
       }
       if (closed || finalQueued) {

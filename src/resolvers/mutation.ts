@@ -77,6 +77,7 @@ builder.mutationType({
         const reserved = Object.keys(params ?? {}).filter((key) => reservedParams.includes(key));
         if (reserved.length > 0) throw badUserInput(`params must not set ${reserved.join(', ')}: use the input fields.`);
         const credential = context.credential();
+        context.spendUpstream(1);
         const callback = context.prepareCallback(credential);
         const startedAt = context.now();
         const task = await context.tasksClient.submitTask(
@@ -105,6 +106,8 @@ builder.mutationType({
       resolve: async (_root, args, context) => {
         const id = validateTaskId(String(args.id));
         const credential = context.credential();
+        // The cancel, then one GET for the task's state either way.
+        context.spendUpstream(2);
         try {
           await context.tasksClient.cancelTask(id, credential);
         } catch (error) {

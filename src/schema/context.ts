@@ -5,6 +5,7 @@ import { type Credential, credentialFromAuthorization } from '../upstream/creden
 import { createTaskLoader } from '../upstream/task-loader.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
+import { createUpstreamBudget } from './limits.ts';
 
 /** A `callback_url` issued for one submission, to be tied to the task id the upstream answers. */
 export interface PreparedCallback {
@@ -28,6 +29,8 @@ export interface GatewayContext {
   prepareCallback(credential: Credential): PreparedCallback | null;
   /** Clock in ms, for `MediaFile.expired` and waits. */
   now(): number;
+  /** Counts `requests` upstream requests against this operation's allowance; throws `BAD_USER_INPUT` past it. */
+  spendUpstream(requests: number): void;
 }
 
 export interface ContextServices {
@@ -55,11 +58,19 @@ export function createRequestContext(
     return resolved;
   };
   let taskLoader: GatewayContext['taskLoader'] | undefined;
+  let budget: ((requests: number) => void) | undefined;
+  const spendUpstream = (requests: number) => {
+    budget ??= createUpstreamBudget();
+    budget(requests);
+  };
   return {
     credential,
     // Reads go through the poller: a watched task's fresh snapshot, the terminal cache, or a shared GET.
     get taskLoader() {
-      taskLoader ??= createTaskLoader((id) => poller.read(credential(), id));
+      taskLoader ??= createTaskLoader(async (id) => {
+        spendUpstream(1);
+        return poller.read(credential(), id);
+      });
       return taskLoader;
     },
     tasksClient,
@@ -67,5 +78,6 @@ export function createRequestContext(
     watchTask: (taskId) => poller.subscribe(credential(), taskId),
     prepareCallback,
     now,
+    spendUpstream,
   };
 }

@@ -9,9 +9,11 @@ import {
   getOperationAST,
   Kind,
   parse,
+  specifiedRules,
   validate,
 } from 'graphql';
 import { maskError } from './errors.ts';
+import { costRules } from './limits.ts';
 
 const emptyDocument: DocumentNode = { kind: Kind.DOCUMENT, definitions: [] };
 
@@ -48,7 +50,7 @@ export function createOperationCache(schema: GraphQLSchema, options: OperationCa
       return { document: emptyDocument, errors: [syntaxError(`The operation is longer than ${maxLength} characters.`)] };
     try {
       const document = parse(query, { maxTokens: 10_000 });
-      prepared = { document, errors: validate(schema, document) };
+      prepared = { document, errors: validate(schema, document, [...specifiedRules, ...costRules]) };
     } catch (error) {
       prepared = {
         document: emptyDocument,

@@ -46,6 +46,8 @@ export interface TasksClient {
   submitTask(request: SubmitTaskRequest, credential: Credential, options?: RequestOptions): Promise<TaskSnapshot>;
   /** `POST /tasks/{id}/cancel`. */
   cancelTask(id: string, credential: Credential, options?: RequestOptions): Promise<CancelOutcome>;
+  /** Whether the upstream answers HTTP at all (any status below 500), without a key. */
+  probe(): Promise<boolean>;
   /** Closes the client's own connection pool (not an injected dispatcher). */
   close(): Promise<void>;
 }
@@ -61,6 +63,8 @@ export interface TasksClientOptions {
   dispatcher?: Dispatcher;
   /** Clock for `reset_at`. Default `Date.now`. */
   now?: () => number;
+  /** Told of every request's end: endpoint (`get`, `submit`, `cancel`), outcome (`ok` or the error's code), seconds. */
+  onRequest?: (endpoint: string, outcome: string, seconds: number) => void;
 }
 
 interface RawResponse {
@@ -77,6 +81,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     maxBodyBytes = 1 << 20, // 1 MiB
     dispatcher: injected,
     now = Date.now,
+    onRequest,
   } = options;
   const base = new URL(baseUrl);
   const origin = base.origin;
@@ -151,42 +156,83 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     return normaliseTask(response.body);
   }
 
+  /** Runs one call and reports its outcome; invalid ids never count as requests. */
+  async function observed<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
+    if (!onRequest) return call();
+    const started = performance.now();
+    try {
+      const result = await call();
+      onRequest(endpoint, 'ok', (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      const outcome = error instanceof UpstreamError ? error.code : 'ABORTED';
+      onRequest(endpoint, outcome, (performance.now() - started) / 1000);
+      throw error;
+    }
+  }
+
   return {
     async getTask(id, credential, requestOptions = {}) {
-      const response = await send('GET', taskPath(id), credential, requestOptions);
-      return taskFrom(response, credential, id);
+      const path = taskPath(id);
+      return observed('get', async () => taskFrom(await send('GET', path, credential, requestOptions), credential, id));
     },
 
-    async submitTask(request, credential, requestOptions = {}) {
-      const { model, action, prompt, params = {}, callbackUrl, idempotencyKey, waitSeconds = 0 } = request;
-      const headers: Record<string, string> = {};
-      if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-      if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
-      const body = { ...params, model, action, prompt, callback_url: callbackUrl };
-      const response = await send('POST', `${basePath}/tasks`, credential, {
-        ...requestOptions,
-        body,
-        headers,
-        extraMs: waitSeconds * 1000,
-      });
-      return taskFrom(response, credential);
+    async probe() {
+      try {
+        const response = await dispatcher.request({
+          origin,
+          path: `${basePath}/tasks/readiness-probe`,
+          method: 'GET',
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await response.body.dump();
+        return response.statusCode < 500;
+      } catch {
+        return false;
+      }
+    },
+
+    submitTask(request, credential, requestOptions = {}) {
+      return observed('submit', () => submit(request, credential, requestOptions));
     },
 
     async cancelTask(id, credential, requestOptions = {}) {
-      const response = await send('POST', `${taskPath(id)}/cancel`, credential, requestOptions);
-      if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
-      const body = isRecord(response.body) ? response.body : {};
-      return {
-        id: typeof body.task_id === 'string' ? body.task_id : id,
-        refunded: body.refunded === true,
-        refundedQuota: typeof body.refunded_quota === 'number' ? body.refunded_quota : null,
-      };
+      const path = `${taskPath(id)}/cancel`;
+      return observed('cancel', () => cancel(id, path, credential, requestOptions));
     },
 
     async close() {
       if (!injected) await dispatcher.close();
     },
   };
+
+  async function submit(request: SubmitTaskRequest, credential: Credential, requestOptions: RequestOptions): Promise<TaskSnapshot> {
+    const { model, action, prompt, params = {}, callbackUrl, idempotencyKey, waitSeconds = 0 } = request;
+    const headers: Record<string, string> = {};
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+    if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
+    const body = { ...params, model, action, prompt, callback_url: callbackUrl };
+    const response = await send('POST', `${basePath}/tasks`, credential, {
+      ...requestOptions,
+      body,
+      headers,
+      extraMs: waitSeconds * 1000,
+    });
+    return taskFrom(response, credential);
+  }
+
+  async function cancel(id: string, path: string, credential: Credential, requestOptions: RequestOptions): Promise<CancelOutcome> {
+    const response = await send('POST', path, credential, requestOptions);
+    if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
+    const body = isRecord(response.body) ? response.body : {};
+    return {
+      id: typeof body.task_id === 'string' ? body.task_id : id,
+      refunded: body.refunded === true,
+      refundedQuota: typeof body.refunded_quota === 'number' ? body.refunded_quota : null,
+    };
+  }
 }
 
 async function readText(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {

@@ -1,5 +1,6 @@
 import { type Config, readConfig } from '../../src/config.ts';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/emulator.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import type { Scheduler } from '../../src/pollers/scheduler.ts';
 import { createGateway, type Gateway } from '../../src/server.ts';
 
@@ -26,6 +27,8 @@ export interface StackOptions {
   now?: () => number;
   scheduler?: Scheduler;
   random?: () => number;
+  /** Default: silent. */
+  logger?: Logger;
 }
 
 /** Starts an emulator (unless `upstreamUrl` is given) and a gateway, both on port 0. */
@@ -33,7 +36,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const emulator = options.upstreamUrl ? null : createEmulator(options.emulator);
   const upstreamUrl = options.upstreamUrl ?? (await emulator!.start());
   const config: Config = readConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, ...options.env });
-  const gateway = createGateway({ config, upstreamUrl, now: options.now, scheduler: options.scheduler, random: options.random });
+  const gateway = createGateway({
+    config,
+    upstreamUrl,
+    now: options.now,
+    scheduler: options.scheduler,
+    random: options.random,
+    logger: options.logger ?? createLogger('silent'),
+  });
   const gatewayUrl = await gateway.start();
   return {
     gatewayUrl,

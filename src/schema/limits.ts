@@ -1,0 +1,89 @@
+import { type ASTVisitor, GraphQLError, Kind, type ValidationContext } from 'graphql';
+
+/** Deepest selection nesting accepted. */
+export const MAX_QUERY_DEPTH = 12;
+/** Most aliased fields in one operation (aliases are how one query repeats an expensive field). */
+export const MAX_ALIASES = 30;
+/** Most upstream requests one operation may cause. */
+export const MAX_UPSTREAM_CALLS_PER_OPERATION = 100;
+
+/** Refuses operations nested deeper than `max` selections (fragments followed). */
+export function maxDepthRule(max = MAX_QUERY_DEPTH) {
+  return (context: ValidationContext): ASTVisitor => {
+    const fragments = new Map(
+      context
+        .getDocument()
+        .definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION)
+        .map((d) => [d.name.value, d]),
+    );
+    const depthOf = (node: { selectionSet?: { selections: readonly any[] } }, seen: Set<string>): number => {
+      if (!node.selectionSet) return 0;
+      let deepest = 0;
+      for (const selection of node.selectionSet.selections) {
+        if (selection.kind === Kind.FRAGMENT_SPREAD) {
+          const name = selection.name.value as string;
+          const fragment = fragments.get(name);
+          if (fragment && !seen.has(name)) deepest = Math.max(deepest, depthOf(fragment, new Set([...seen, name])) - 1);
+        } else {
+          deepest = Math.max(deepest, depthOf(selection, seen));
+        }
+      }
+      return deepest + 1;
+    };
+    return {
+      OperationDefinition(node) {
+        const depth = depthOf(node, new Set()) - 1;
+        if (depth > max) {
+          context.reportError(
+            new GraphQLError(`The operation is ${depth} levels deep; at most ${max} are allowed.`, {
+              nodes: [node],
+              extensions: { code: 'BAD_USER_INPUT' },
+            }),
+          );
+        }
+      },
+    };
+  };
+}
+
+/** Refuses operations with more than `max` aliased fields. */
+export function maxAliasesRule(max = MAX_ALIASES) {
+  return (context: ValidationContext): ASTVisitor => {
+    let aliases = 0;
+    return {
+      Field(node) {
+        if (node.alias) aliases += 1;
+      },
+      Document: {
+        leave() {
+          if (aliases > max) {
+            context.reportError(
+              new GraphQLError(`The operation has ${aliases} aliases; at most ${max} are allowed.`, {
+                extensions: { code: 'BAD_USER_INPUT' },
+              }),
+            );
+          }
+        },
+      },
+    };
+  };
+}
+
+/** The gateway's validation rules, added to GraphQL's own on every transport. */
+export const costRules = [maxDepthRule(), maxAliasesRule()];
+
+/**
+ * A per-operation allowance of upstream requests, so that no operation (aliases,
+ * long `tasks` lists, many mutations) fans out into hundreds of upstream calls.
+ */
+export function createUpstreamBudget(max = MAX_UPSTREAM_CALLS_PER_OPERATION) {
+  let left = max;
+  return (requests: number) => {
+    if (requests > left) {
+      throw new GraphQLError(`The operation would make more than ${max} upstream requests; split it.`, {
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
+    }
+    left -= requests;
+  };
+}
