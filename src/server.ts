@@ -230,6 +230,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Watchers complete (SSE streams end, graphql-ws sends complete), then sockets close with 1001.
       poller.dispose();
+      // The completions are sent within the microtasks that follow; close frames go after them.
+      await new Promise((resolve) => setImmediate(resolve));
       await webSockets.dispose();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), graceMs);

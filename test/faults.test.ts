@@ -1,0 +1,156 @@
+import type { Client } from 'graphql-ws';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
+import { eventually } from './helpers/clock.ts';
+import { type Answer, type ScriptedUpstream, startScriptedUpstream } from './helpers/scripted-upstream.ts';
+import { type Stack, startStack } from './helpers/stack.ts';
+import { json, type StandIn, startStandIn } from './helpers/stand-in.ts';
+import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
+
+let unhandled = 0;
+const countUnhandled = () => {
+  unhandled += 1;
+};
+
+beforeAll(() => {
+  process.on('unhandledRejection', countUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', countUnhandled);
+  expect(unhandled).toBe(0);
+});
+
+describe('queries against a faulty upstream', () => {
+  let upstream: ScriptedUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await startScriptedUpstream();
+    stack = await startStack({ upstreamUrl: upstream.url, env: { UPSTREAM_TIMEOUT_MS: '500' } });
+  });
+  afterAll(async () => {
+    await stack.stop();
+    await upstream.stop();
+  });
+
+  it.each<[string, Answer, string]>([
+    ['500', { fault: 500 }, 'UPSTREAM_UNAVAILABLE'],
+    ['502 with an HTML body', { fault: 'html502' }, 'UPSTREAM_UNAVAILABLE'],
+    ['429 with Retry-After', { fault: 429, retryAfter: '5' }, 'RATE_LIMITED'],
+    ['429 without Retry-After', { fault: 429 }, 'RATE_LIMITED'],
+    ['429 with reset_at', { fault: 429, resetAt: Math.floor(Date.now() / 1000) + 60 }, 'RATE_LIMITED'],
+    ['a connection reset', { fault: 'reset' }, 'UPSTREAM_UNAVAILABLE'],
+    ['a server that never answers', { fault: 'hang' }, 'TIMEOUT'],
+    ['truncated JSON', { fault: 'garbage' }, 'UPSTREAM_INVALID'],
+    ['JSON of the wrong shape', { fault: 'wrong-shape' }, 'UPSTREAM_INVALID'],
+  ])('gives a typed error quickly for %s', async (_name, answer, code) => {
+    upstream.script(answer);
+    const started = Date.now();
+    const { errors } = await stack.gql(`{ task(id: "task-scripted") { __typename } }`, {}, 'sk-faults');
+    expect(errors?.[0]?.extensions?.code).toBe(code);
+    // Within UPSTREAM_TIMEOUT_MS (500 ms) plus a generous margin for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('leaves no socket behind after the faults', async () => {
+    upstream.script({ status: 'queued' });
+    const { data } = await stack.gql(`{ task(id: "task-scripted") { __typename } }`, {}, 'sk-faults');
+    expect(data.task.__typename).toBe('QueuedTask');
+    await stack.stop();
+    await upstream.stop();
+    await eventually(() =>
+      expect(process.getActiveResourcesInfo().filter((kind) => kind === 'TCPSocketWrap' || kind === 'TCPServerWrap')).toEqual([]),
+    );
+    // Restart for afterAll's stop.
+    upstream = await startScriptedUpstream();
+    stack = await startStack({ upstreamUrl: upstream.url });
+  });
+});
+
+/** A proxy in front of the emulator that fails `rate` of the GETs, at random (seeded). */
+async function startFaultProxy(target: string, rate: number, seed: number): Promise<StandIn & { faults: () => number }> {
+  let state = seed;
+  const random = () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  let faults = 0;
+  const faultsToInject = ['500', 'reset', 'garbage', '429', 'hang'] as const;
+  const proxy = await startStandIn(async (incoming, response) => {
+    if (incoming.method === 'GET' && random() < rate) {
+      faults += 1;
+      const fault = faultsToInject[Math.floor(random() * faultsToInject.length)]!;
+      if (fault === '500') return json(response, 500, { error: { message: 'injected' } });
+      if (fault === '429') return json(response, 429, { error: { message: 'injected' } }, { 'retry-after': '0' });
+      if (fault === 'garbage') return void response.writeHead(200).end('{"task_id":');
+      if (fault === 'reset') return void response.socket?.destroy();
+      return; // hang: the gateway's deadline ends it
+    }
+    const answer = await request(`${target.replace(/\/v1$/, '')}${incoming.url}`, {
+      method: incoming.method as 'GET' | 'POST',
+      headers: { authorization: incoming.headers.authorization ?? '', 'content-type': 'application/json' },
+      body: incoming.method === 'POST' ? incoming.body : undefined,
+    });
+    response.writeHead(answer.statusCode, { 'content-type': 'application/json' }).end(await answer.body.text());
+  });
+  return { ...proxy, faults: () => faults };
+}
+
+describe('a long run with 2% random faults', () => {
+  let emulator: Emulator;
+  let proxy: Awaited<ReturnType<typeof startFaultProxy>>;
+  let stack: Stack;
+  const clients: Client[] = [];
+  beforeAll(async () => {
+    // Tasks process for an hour unless the test ends them: the run lasts a number of polls, not of seconds.
+    emulator = createEmulator({ queuedMs: 100, processingMs: 3_600_000 });
+    const emulatorUrl = await emulator.start();
+    proxy = await startFaultProxy(emulatorUrl, 0.02, 7);
+    stack = await startStack({
+      upstreamUrl: proxy.url,
+      env: { POLL_INTERVAL_MS: '15', POLL_MAX_INTERVAL_MS: '30', UPSTREAM_TIMEOUT_MS: '200' },
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await stack.stop();
+    await proxy.stop();
+    await emulator.stop();
+  });
+
+  it('ends every subscriber at the true final state, exactly once', async () => {
+    const keys = ['sk-run-a', 'sk-run-b'];
+    const ids: Array<[string, string]> = [];
+    for (let i = 0; i < 30; i++) {
+      const key = keys[i % 2]!;
+      const prompt = i % 5 === 0 ? '[fail]' : 'ok';
+      const { data } = await stack.gql(
+        `mutation($p: String) { submitTask(input: { model: "gpt-image-2", prompt: $p }) { ... on BaseTask { id } } }`,
+        { p: prompt },
+        key,
+      );
+      ids.push([key, data.submitTask.id]);
+    }
+    const sockets = Object.fromEntries(keys.map((key) => [key, connectWs(stack.gatewayUrl, key)]));
+    clients.push(...Object.values(sockets));
+    const watchers: Array<[string, string, Watch]> = ids.flatMap(([key, id]) =>
+      Array.from({ length: 4 }, () => [key, id, watch(sockets[key]!, id)] as [string, string, Watch]),
+    );
+    const polls = () => [...emulator.stats.gets.values()].reduce((sum, n) => sum + n, 0);
+    await eventually(() => expect(polls()).toBeGreaterThan(2_000), 60_000);
+    ids.forEach(([, id], i) => {
+      emulator.pin(id, i % 5 === 0 ? 'failed' : 'completed', 100);
+    });
+    await eventually(() => expect(watchers.every(([, , w]) => w.completed)).toBe(true), 60_000);
+    expect(proxy.faults()).toBeGreaterThan(10);
+    for (const [key, id, watcher] of watchers) {
+      const truth = await request(`${emulator.url}/tasks/${id}`, { headers: { authorization: `Bearer ${key}` } });
+      const status = ((await truth.body.json()) as { status: string }).status.toUpperCase();
+      const states = watcher.states();
+      expect(states.at(-1)).toMatch(new RegExp(`:${status}:`));
+      expect(states.filter((state) => /COMPLETED|FAILED|CANCELLED/.test(state))).toHaveLength(1);
+      expect(watcher.error).toBeUndefined();
+    }
+    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
+  }, 90_000);
+});
