@@ -10,6 +10,9 @@ type Command =
   | { type: 'open'; url: string; sockets: number; key: string | null; protocol: 'graphql-ws' | 'raw' }
   | { type: 'subscribe'; taskId: string; perSocket: number }
   | { type: 'expect'; match: string; count: number }
+  | { type: 'hold'; perSocket: number; taskIds: string[] }
+  | { type: 'churn'; cycles: number; perSocketPerRound: number }
+  | { type: 'release' }
   | { type: 'close' };
 
 let sockets: WebSocket[] = [];
@@ -19,10 +22,44 @@ let onFirst: (() => void) | null = null;
 let matching: { match: string; count: number; seen: number; sample: string; firstAt: number } | null = null;
 const seenIds = new Set<string>();
 
+/** Soak state: live subscription ids per socket, and ids still waiting for their first answer. */
+let active: string[][] = [];
+let pending = new Set<string>();
+let onSettled: (() => void) | null = null;
+let taskIds: string[] = [];
+let serial = 0;
+const WATCH = 'subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id status progress } } }';
+
+function subscribeOne(socketIndex: number): void {
+  const id = `soak-${socketIndex}-${serial++}`;
+  active[socketIndex]!.push(id);
+  pending.add(id);
+  const taskId = taskIds[serial % taskIds.length]!;
+  sockets[socketIndex]!.send(JSON.stringify({ id, type: 'subscribe', payload: { query: WATCH, variables: { id: taskId } } }));
+}
+
+function settled(): Promise<void> {
+  if (pending.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    onSettled = resolve;
+  });
+}
+
+function noteAnswer(text: string): void {
+  if (pending.size === 0 || !text.startsWith('{"id"')) return;
+  const id = text.slice(7, text.indexOf('"', 7));
+  if (pending.delete(id) && pending.size === 0 && onSettled) {
+    const done = onSettled;
+    onSettled = null;
+    done();
+  }
+}
+
 const wallClock = () => performance.timeOrigin + performance.now();
 const reply = (message: unknown) => process.send!(message);
 
 function onMessage(text: string) {
+  noteAnswer(text);
   if (matching && text.includes(matching.match)) {
     matching.seen += 1;
     matching.sample = text;
@@ -92,6 +129,35 @@ process.on('message', (command: Command) => {
       break;
     case 'expect':
       matching = { match: command.match, count: command.count, seen: 0, sample: '', firstAt: 0 };
+      break;
+    case 'hold':
+      taskIds = command.taskIds;
+      active = sockets.map(() => []);
+      sockets.forEach((_socket, index) => {
+        for (let i = 0; i < command.perSocket; i++) subscribeOne(index);
+      });
+      void settled().then(() => reply({ type: 'held' }));
+      break;
+    case 'churn':
+      void (async () => {
+        let cycles = 0;
+        while (cycles < command.cycles) {
+          sockets.forEach((socket, index) => {
+            for (const id of active[index]!.splice(0, command.perSocketPerRound)) socket.send(JSON.stringify({ id, type: 'complete' }));
+            for (let i = 0; i < command.perSocketPerRound; i++) subscribeOne(index);
+          });
+          cycles += sockets.length * command.perSocketPerRound;
+          await settled();
+        }
+        reply({ type: 'churned', cycles });
+      })();
+      break;
+    case 'release':
+      sockets.forEach((socket, index) => {
+        for (const id of active[index]!.splice(0)) socket.send(JSON.stringify({ id, type: 'complete' }));
+      });
+      pending = new Set();
+      reply({ type: 'released' });
       break;
     case 'close':
       for (const socket of sockets) socket.terminate();

@@ -1,11 +1,9 @@
 import type { Client } from 'graphql-ws';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
 import { eventually } from './helpers/clock.ts';
 import { type Answer, type ScriptedUpstream, startScriptedUpstream } from './helpers/scripted-upstream.ts';
 import { type Stack, startStack } from './helpers/stack.ts';
-import { json, type StandIn, startStandIn } from './helpers/stand-in.ts';
 import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
 
 let unhandled = 0;
@@ -67,54 +65,26 @@ describe('queries against a faulty upstream', () => {
   });
 });
 
-/** A proxy in front of the emulator that fails `rate` of the GETs, at random (seeded). */
-async function startFaultProxy(target: string, rate: number, seed: number): Promise<StandIn & { faults: () => number }> {
-  let state = seed;
-  const random = () => {
-    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-  let faults = 0;
-  const faultsToInject = ['500', 'reset', 'garbage', '429', 'hang'] as const;
-  const proxy = await startStandIn(async (incoming, response) => {
-    if (incoming.method === 'GET' && random() < rate) {
-      faults += 1;
-      const fault = faultsToInject[Math.floor(random() * faultsToInject.length)]!;
-      if (fault === '500') return json(response, 500, { error: { message: 'injected' } });
-      if (fault === '429') return json(response, 429, { error: { message: 'injected' } }, { 'retry-after': '0' });
-      if (fault === 'garbage') return void response.writeHead(200).end('{"task_id":');
-      if (fault === 'reset') return void response.socket?.destroy();
-      return; // hang: the gateway's deadline ends it
-    }
-    const answer = await request(`${target.replace(/\/v1$/, '')}${incoming.url}`, {
-      method: incoming.method as 'GET' | 'POST',
-      headers: { authorization: incoming.headers.authorization ?? '', 'content-type': 'application/json' },
-      body: incoming.method === 'POST' ? incoming.body : undefined,
-    });
-    response.writeHead(answer.statusCode, { 'content-type': 'application/json' }).end(await answer.body.text());
-  });
-  return { ...proxy, faults: () => faults };
-}
-
 describe('a long run with 2% random faults', () => {
   let emulator: Emulator;
-  let proxy: Awaited<ReturnType<typeof startFaultProxy>>;
   let stack: Stack;
   const clients: Client[] = [];
   beforeAll(async () => {
     // Tasks process for an hour unless the test ends them: the run lasts a number of polls, not of seconds.
-    emulator = createEmulator({ queuedMs: 100, processingMs: 3_600_000 });
-    const emulatorUrl = await emulator.start();
-    proxy = await startFaultProxy(emulatorUrl, 0.02, 7);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    emulator = createEmulator({ queuedMs: 100, processingMs: 3_600_000, faultRate: 0.02, hangMs: 1_000, random });
     stack = await startStack({
-      upstreamUrl: proxy.url,
+      upstreamUrl: await emulator.start(),
       env: { POLL_INTERVAL_MS: '15', POLL_MAX_INTERVAL_MS: '30', UPSTREAM_TIMEOUT_MS: '200' },
     });
   });
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.dispose()));
     await stack.stop();
-    await proxy.stop();
     await emulator.stop();
   });
 
@@ -138,14 +108,12 @@ describe('a long run with 2% random faults', () => {
     );
     const polls = () => [...emulator.stats.gets.values()].reduce((sum, n) => sum + n, 0);
     await eventually(() => expect(polls()).toBeGreaterThan(2_000), 60_000);
-    ids.forEach(([, id], i) => {
-      emulator.pin(id, i % 5 === 0 ? 'failed' : 'completed', 100);
-    });
+    const truth = new Map(ids.map(([, id], i) => [id, i % 5 === 0 ? 'FAILED' : 'COMPLETED']));
+    for (const [id, status] of truth) emulator.pin(id, status.toLowerCase(), 100);
     await eventually(() => expect(watchers.every(([, , w]) => w.completed)).toBe(true), 60_000);
-    expect(proxy.faults()).toBeGreaterThan(10);
-    for (const [key, id, watcher] of watchers) {
-      const truth = await request(`${emulator.url}/tasks/${id}`, { headers: { authorization: `Bearer ${key}` } });
-      const status = ((await truth.body.json()) as { status: string }).status.toUpperCase();
+    expect(emulator.stats.faults).toBeGreaterThan(10);
+    for (const [, id, watcher] of watchers) {
+      const status = truth.get(id)!;
       const states = watcher.states();
       expect(states.at(-1)).toMatch(new RegExp(`:${status}:`));
       expect(states.filter((state) => /COMPLETED|FAILED|CANCELLED/.test(state))).toHaveLength(1);

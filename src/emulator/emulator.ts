@@ -17,6 +17,15 @@ export interface EmulatorOptions {
   now?: () => number;
   /** How often callbacks for newly ended tasks are sent. Default 100 ms. */
   sweepIntervalMs?: number;
+  /**
+   * Share of `GET /tasks/{id}` answered with a random fault instead (500, 429,
+   * a truncated body, a reset connection, or no answer for `hangMs`). Default 0.
+   */
+  faultRate?: number;
+  /** How long a hanging fault holds its request. Default 2 000 ms. */
+  hangMs?: number;
+  /** Random source for faults. Default `Math.random`. */
+  random?: () => number;
 }
 
 export interface EmulatorStats {
@@ -25,6 +34,8 @@ export interface EmulatorStats {
   submits: number;
   cancels: number;
   callbacks: number;
+  /** GETs answered with an injected fault. */
+  faults: number;
 }
 
 export interface Emulator {
@@ -57,10 +68,13 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     isValidKey = (apiKey: string) => apiKey.startsWith('sk-'),
     now = Date.now,
     sweepIntervalMs = 100, // 0.1 s
+    faultRate = 0,
+    hangMs = 2_000, // 2 s
+    random = Math.random,
   } = options;
   const tasks = new Map<string, EmulatedTask>();
   const idempotency = new Map<string, { taskId: string; at: number }>();
-  const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0 };
+  const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0, faults: 0 };
   const server = createServer((request, response) => {
     handle(request, response).catch(() => {
       if (!response.headersSent) send(response, 500, { error: { message: 'internal error', code: 'internal_error' } });
@@ -84,6 +98,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     if (request.method === 'POST' && id === 'sync' && segments.length === 3) return submit(request, response, apiKey, 60);
     if (request.method === 'GET' && id && segments.length === 3) {
       stats.gets.set(id, (stats.gets.get(id) ?? 0) + 1);
+      if (faultRate > 0 && random() < faultRate) return injectFault(response);
       const task = owned(id, apiKey);
       return task ? send(response, 200, wire(task)) : taskNotFound(response);
     }
@@ -153,6 +168,23 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     while (!isTerminalStatus(stateAt(task, now()).status) && Date.now() < until && !request.socket.destroyed) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(25, until - Date.now())));
     }
+  }
+
+  function injectFault(response: ServerResponse): void {
+    stats.faults += 1;
+    const fault = Math.floor(random() * 5);
+    if (fault === 0) {
+      send(response, 500, { error: { message: 'Injected fault.', code: 'internal_error' } });
+      return;
+    }
+    if (fault === 1)
+      return void response
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': '0' })
+        .end('{"error":{"message":"Injected rate limit.","code":"rate_limited"}}');
+    if (fault === 2) return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"task_id":"task-');
+    if (fault === 3) return void response.socket?.destroy();
+    const timer = setTimeout(() => response.socket?.destroy(), hangMs);
+    response.on('close', () => clearTimeout(timer));
   }
 
   function owned(id: string, apiKey: string): EmulatedTask | undefined {
@@ -225,6 +257,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       stats.submits = 0;
       stats.cancels = 0;
       stats.callbacks = 0;
+      stats.faults = 0;
     },
   };
 }
