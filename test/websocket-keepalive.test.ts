@@ -1,0 +1,46 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createTaskPoller } from '../src/pollers/task-poller.ts';
+import { schema } from '../src/schema/index.ts';
+import { createTasksClient } from '../src/upstream/tasks-client.ts';
+import { attachGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/websocket-server.ts';
+import { eventually } from './helpers/clock.ts';
+
+describe('WebSocket keep-alive', () => {
+  const httpServer = createServer();
+  let webSockets: GraphQLWebSocketServer;
+  let url: string;
+  beforeAll(async () => {
+    const tasksClient = createTasksClient({ baseUrl: 'http://127.0.0.1:1/v1' });
+    const poller = createTaskPoller({ client: tasksClient });
+    webSockets = attachGraphQLWebSocketServer({
+      httpServer,
+      schema,
+      services: { tasksClient, poller, defaultCredential: null, now: Date.now },
+      keepAliveMs: 50,
+    });
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    url = `ws://127.0.0.1:${(httpServer.address() as AddressInfo).port}/graphql`;
+  });
+  afterAll(async () => {
+    await webSockets.dispose();
+    httpServer.close();
+  });
+
+  it('drops a socket that stops answering pings, and keeps one that answers', async () => {
+    const silent = new WebSocket(url, 'graphql-transport-ws', { autoPong: false });
+    const lively = new WebSocket(url, 'graphql-transport-ws');
+    await Promise.all([once(silent, 'open'), once(lively, 'open')]);
+    for (const socket of [silent, lively])
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer sk-alive' } }));
+    const [code] = await once(silent, 'close');
+    // Terminated, not closed: the client sees an abnormal closure.
+    expect(code).toBe(1006);
+    expect(lively.readyState).toBe(WebSocket.OPEN);
+    await eventually(() => expect(webSockets.connections()).toBe(1));
+    lively.close();
+  });
+});
