@@ -9,6 +9,7 @@ import { createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createCallbackTokens } from './pollers/callback-tokens.ts';
 import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
 import type { Scheduler } from './pollers/scheduler.ts';
+import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './schema/context.ts';
 import { maskError } from './schema/errors.ts';
@@ -56,9 +57,19 @@ const READINESS_TTL_MS = 2_000;
 
 /** The composition root: builds every part of the gateway; nothing listens until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now, scheduler, random, coordinator } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
+  const redis = config.redisUrl
+    ? createRedisCoordinator({
+        url: config.redisUrl,
+        // About three intervals: a dead holder is replaced within it.
+        leaseMs: 3 * config.pollMaxIntervalMs,
+        onHealthChange: (healthy) =>
+          healthy ? logger.info('redis coordination up: sharing poll loops') : logger.warn('redis coordination down: polling locally until it returns'),
+      })
+    : null;
+  const coordinator = options.coordinator ?? redis ?? undefined;
   const tasksClient = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
@@ -155,7 +166,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
       const up = await ready();
-      return sendJson(response, up ? 200 : 503, { status: up ? 'ready' : 'upstream unreachable' });
+      // Without Redis the replica still serves correctly (it polls on its own): ready, but degraded.
+      const coordination = redis ? (redis.healthy() ? 'redis' : 'degraded: polling locally') : 'local';
+      return sendJson(response, up ? 200 : 503, { status: up ? 'ready' : 'upstream unreachable', coordination });
     }
     if (path === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
@@ -210,6 +223,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     connections: webSockets.connections,
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
+    coordination: redis ? () => (redis.healthy() ? 1 : 0) : undefined,
   });
 
   return {
@@ -222,7 +236,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
       const { address, port, family } = server.address() as AddressInfo;
       const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : family === 'IPv6' ? `[${address}]` : address;
-      logger.info({ port, upstream: new URL(upstreamUrl).origin }, 'task-gateway listening');
+      logger.info({ port, upstream: new URL(upstreamUrl).origin, replica: redis?.replicaId }, 'task-gateway listening');
       return `http://${host}:${port}`;
     },
     async stop(graceMs = 5_000) {
@@ -238,6 +252,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await closed;
       clearTimeout(grace);
       await tasksClient.close();
+      await redis?.dispose();
       logger.info('task-gateway stopped');
     },
   };

@@ -27,14 +27,14 @@ describe('health, readiness, metrics and logs', () => {
     expect((await fetch(`${stack.gatewayUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.gatewayUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready' });
+    expect(await ready.json()).toEqual({ status: 'ready', coordination: 'local' });
   });
 
   it('reports not ready when the upstream cannot be reached', async () => {
     const down = await startStack({ upstreamUrl: 'http://127.0.0.1:1/v1' });
     const ready = await fetch(`${down.gatewayUrl}/readyz`);
     expect(ready.status).toBe(503);
-    expect(await ready.json()).toEqual({ status: 'upstream unreachable' });
+    expect(await ready.json()).toEqual({ status: 'upstream unreachable', coordination: 'local' });
     await down.stop();
   });
 

@@ -12,13 +12,20 @@ export interface LoopCoordinator {
    * process; `deliver` then receives every snapshot found for it, by any process.
    */
   join(key: string, deliver: (snapshot: TaskSnapshot) => void): LoopMembership;
+  /** Shares a snapshot fetched outside any loop (a query, a webhook) with the processes that watch it. */
+  announce(key: string, snapshot: TaskSnapshot): void;
+  /** Whether coordination works now; false: every process polls on its own. */
+  healthy(): boolean;
+  dispose(): Promise<void>;
 }
 
 export interface LoopMembership {
   /** Whether this process should poll now (it holds the loop's lease). */
   mayPoll(): boolean | Promise<boolean>;
-  /** Shares a snapshot that this process fetched with every process in the loop. */
+  /** Shares a snapshot that this process fetched with every process in the loop (this one included). */
   publish(snapshot: TaskSnapshot): void;
+  /** The last snapshot any process shared for this loop, for a new loop to start from; null if none. */
+  initial(): TaskSnapshot | null | Promise<TaskSnapshot | null>;
   /** Leaves the loop: no more deliveries. */
   leave(): void;
 }
@@ -33,10 +40,14 @@ export function createLocalCoordinator(): LoopCoordinator {
         publish: (snapshot) => {
           if (joined) deliver(snapshot);
         },
+        initial: () => null,
         leave: () => {
           joined = false;
         },
       };
     },
+    announce: () => undefined,
+    healthy: () => true,
+    dispose: async () => undefined,
   };
 }

@@ -79,6 +79,10 @@ interface Loop {
   controller: AbortController | null;
   /** A webhook arrived while a request was in flight: poll again as soon as it ends. */
   pollAgain: boolean;
+  /** Whether the coordinator was asked for a shared snapshot to start from. */
+  askedInitial: boolean;
+  /** A poll is under way (asking the coordinator, or fetching): at most one at a time. */
+  busy: boolean;
   stopped: boolean;
   membership: LoopMembership;
 }
@@ -129,6 +133,8 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       inflight: null,
       controller: null,
       pollAgain: false,
+      askedInitial: false,
+      busy: false,
       stopped: false,
       membership: undefined as unknown as LoopMembership,
     };
@@ -143,24 +149,48 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     loop.timer = scheduler.setTimeout(() => void poll(loop), withJitter(delayMs, jitter, random));
   }
 
-  function pollNow(loop: Loop): void {
-    if (loop.inflight) {
+  /** Polls at once; `force` polls even where another process holds the loop (a webhook said the task changed). */
+  function pollNow(loop: Loop, force = false): void {
+    if (loop.busy) {
       loop.pollAgain = true;
       return;
     }
     scheduler.clearTimeout(loop.timer);
     loop.timer = null;
-    void poll(loop);
+    void poll(loop, force);
   }
 
-  async function poll(loop: Loop): Promise<void> {
+  async function poll(loop: Loop, force = false): Promise<void> {
     loop.timer = null;
-    if (loop.stopped || loop.inflight) return;
+    if (loop.stopped || loop.busy) return;
+    loop.busy = true;
+    try {
+      await pollOnce(loop, force);
+    } finally {
+      loop.busy = false;
+    }
+    if (loop.pollAgain && !loop.stopped) {
+      loop.pollAgain = false;
+      pollNow(loop, true);
+    }
+  }
+
+  async function pollOnce(loop: Loop, force: boolean): Promise<void> {
     if (now() - loop.startedAt >= timeoutMs) {
       return end(loop, new PollTimeoutError(`The task did not end within ${timeoutMs} ms of watching.`));
     }
-    if (!(await loop.membership.mayPoll())) return schedule(loop, loop.intervalMs);
-    if (loop.stopped || loop.inflight) return;
+    if (!loop.askedInitial) {
+      // Another process may have the state already: start from it, with no upstream call.
+      loop.askedInitial = true;
+      const shared = await loop.membership.initial();
+      if (loop.stopped) return;
+      if (shared) {
+        accept(loop, shared);
+        return schedule(loop, loop.intervalMs);
+      }
+    }
+    if (!force && !(await loop.membership.mayPoll())) return schedule(loop, loop.intervalMs);
+    if (loop.stopped) return;
     const controller = new AbortController();
     loop.controller = controller;
     const request = limiter.run(() => client.getTask(loop.taskId, loop.credential, { signal: controller.signal }));
@@ -184,11 +214,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       loop.intervalMs = intervalMs;
     }
     loop.membership.publish(snapshot);
-    if (loop.stopped) return;
-    if (loop.pollAgain) {
-      loop.pollAgain = false;
-      return pollNow(loop);
-    }
+    if (loop.stopped || loop.pollAgain) return;
     schedule(loop, loop.intervalMs);
   }
 
@@ -260,6 +286,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
         if (isTerminal(snapshot.status)) terminalCache.set(key, snapshot);
         const loop = loops.get(key);
         if (loop) loop.membership.publish(snapshot);
+        else coordinator.announce(key, snapshot);
         return snapshot;
       })
       .finally(() => reads.delete(key));
@@ -294,7 +321,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       if (loop.latest && (fresh || loop.failures > 0)) sink.push(loop.latest, false);
       else {
         loop.unprimed.add(sink);
-        if (!loop.inflight && loop.failures === 0) pollNow(loop);
+        if (!loop.busy && loop.failures === 0) pollNow(loop);
       }
       return sink;
     },
@@ -333,7 +360,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     nudge(credential, taskId) {
       const loop = loops.get(keyOf(credential, taskId));
       if (!loop) return false;
-      pollNow(loop);
+      pollNow(loop, true);
       return true;
     },
 

@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
+import type { LoopCoordinator, LoopMembership } from './loop-coordinator.ts';
+
+export interface RedisCoordinatorOptions {
+  /** `redis://` or `rediss://` URL. */
+  url: string;
+  /** How long a lease lasts unless renewed; a dead holder is replaced within it. Default 15 000 ms. */
+  leaseMs?: number;
+  /** How long a finished task's snapshot is kept for every replica. Default 3 600 000 ms (1 h). */
+  terminalTtlMs?: number;
+  /** Prefix of every Redis key and channel. Default `task-gateway`. */
+  prefix?: string;
+  /** This process's name in leases. Default `<host>:<pid>:<random>`. */
+  replicaId?: string;
+  /** Told when coordination goes down (false) or comes back (true). */
+  onHealthChange?: (healthy: boolean) => void;
+}
+
+/** Takes the lease when it is free, renews it when it is ours. */
+const ACQUIRE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+/** Gives the lease up, only if it is still ours. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/**
+ * Several gateway replicas share one poll loop per (credential hash, task id)
+ * through Redis: a lease (`SET NX PX`, renewed by its holder on each poll,
+ * released with a token check) lets exactly one replica with watchers poll;
+ * what it finds is published on the loop's channel to every replica with
+ * watchers, and stored (for the lease time, an hour once terminal) so that a
+ * watcher joining anywhere starts from it without an upstream call. Redis
+ * holds hashes and task ids only, never a key.
+ *
+ * When Redis cannot be reached, every replica polls on its own (correct, if
+ * less economical) and rejoins when it returns.
+ */
+export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCoordinator & { readonly replicaId: string } {
+  const {
+    url,
+    leaseMs = 15_000, // 15 s
+    terminalTtlMs = 3_600_000, // 1 h
+    prefix = 'task-gateway',
+    replicaId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    onHealthChange,
+  } = options;
+  const connection = {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+    lazyConnect: false,
+  };
+  // Commands fail fast while Redis is away, so that loops fall back to polling at once.
+  const commands = new Redis(url, { ...connection, enableOfflineQueue: false });
+  const subscriber = new Redis(url, { ...connection, enableOfflineQueue: true });
+  const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
+  let wasHealthy = false;
+
+  const channelOf = (key: string) => `${prefix}:changes:${key}`;
+  const leaseOf = (key: string) => `${prefix}:lease:${key}`;
+  const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
+  const healthy = () => commands.status === 'ready' && subscriber.status === 'ready';
+
+  const noteHealth = () => {
+    const now = healthy();
+    if (now !== wasHealthy) {
+      wasHealthy = now;
+      onHealthChange?.(now);
+    }
+  };
+  for (const client of [commands, subscriber]) {
+    // Without a listener an unreachable Redis would crash the process; the state is reported instead.
+    client.on('error', () => undefined);
+    client.on('ready', noteHealth);
+    client.on('close', noteHealth);
+  }
+
+  subscriber.on('message', (channel: string, message: string) => {
+    const key = channel.slice(`${prefix}:changes:`.length);
+    const listeners = delivers.get(key);
+    if (!listeners) return;
+    let parsed: { from: string; snapshot: TaskSnapshot };
+    try {
+      parsed = decode(message);
+    } catch {
+      return;
+    }
+    // This replica delivered its own finding already.
+    if (parsed.from === replicaId) return;
+    for (const deliver of listeners) deliver(parsed.snapshot);
+  });
+
+  function share(key: string, snapshot: TaskSnapshot): void {
+    if (commands.status !== 'ready') return;
+    const message = encode(replicaId, snapshot);
+    commands
+      .multi()
+      .publish(channelOf(key), message)
+      .set(snapshotOf(key), message, 'PX', isTerminal(snapshot.status) ? terminalTtlMs : leaseMs)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  return {
+    replicaId,
+    join(key, deliver): LoopMembership {
+      let listeners = delivers.get(key);
+      if (!listeners) {
+        listeners = new Set();
+        delivers.set(key, listeners);
+        subscriber.subscribe(channelOf(key)).catch(() => undefined);
+      }
+      listeners.add(deliver);
+      let joined = true;
+      return {
+        async mayPoll() {
+          if (!joined) return false;
+          if (commands.status !== 'ready') return true;
+          try {
+            return (await commands.eval(ACQUIRE, 1, leaseOf(key), replicaId, leaseMs)) === 1;
+          } catch {
+            return true;
+          }
+        },
+        publish(snapshot) {
+          if (!joined) return;
+          for (const local of delivers.get(key) ?? []) local(snapshot);
+          share(key, snapshot);
+        },
+        async initial() {
+          if (commands.status !== 'ready') return null;
+          try {
+            const stored = await commands.get(snapshotOf(key));
+            return stored ? decode(stored).snapshot : null;
+          } catch {
+            return null;
+          }
+        },
+        leave() {
+          if (!joined) return;
+          joined = false;
+          listeners.delete(deliver);
+          if (listeners.size === 0) {
+            delivers.delete(key);
+            subscriber.unsubscribe(channelOf(key)).catch(() => undefined);
+            if (commands.status === 'ready') commands.eval(RELEASE, 1, leaseOf(key), replicaId).catch(() => undefined);
+          }
+        },
+      };
+    },
+    announce: share,
+    healthy,
+    async dispose() {
+      delivers.clear();
+      await Promise.all([commands.quit().catch(() => commands.disconnect()), subscriber.quit().catch(() => subscriber.disconnect())]);
+    },
+  };
+}
+
+function encode(from: string, snapshot: TaskSnapshot): string {
+  return JSON.stringify({ from, snapshot });
+}
+
+/** Revives the dates of a snapshot read back from JSON. */
+function decode(message: string): { from: string; snapshot: TaskSnapshot } {
+  const { from, snapshot } = JSON.parse(message) as { from: string; snapshot: TaskSnapshot };
+  const date = (value: unknown) => (value === null ? null : new Date(value as string));
+  return {
+    from,
+    snapshot: {
+      ...snapshot,
+      createdAt: new Date(snapshot.createdAt),
+      completedAt: date(snapshot.completedAt),
+      result: snapshot.result && {
+        images: snapshot.result.images.map((file) => ({ ...file, expiresAt: date(file.expiresAt) })),
+        videos: snapshot.result.videos.map((file) => ({ ...file, expiresAt: date(file.expiresAt) })),
+        audios: snapshot.result.audios.map((file) => ({ ...file, expiresAt: date(file.expiresAt) })),
+      },
+    },
+  };
+}
