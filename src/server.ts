@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, type Plugin } from 'graphql-yoga';
@@ -8,8 +8,8 @@ import { createLogger, type Logger, loggablePath } from './logger.ts';
 import { createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createCallbackTokens } from './pollers/callback-tokens.ts';
 import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
-import type { Scheduler } from './pollers/scheduler.ts';
 import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
+import type { Scheduler } from './pollers/scheduler.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './schema/context.ts';
 import { maskError } from './schema/errors.ts';
@@ -52,6 +52,8 @@ export interface Gateway {
 export const MAX_REQUEST_BYTES = 256 * 1024;
 /** Most bytes a webhook body may have; it is read and dropped, never believed. */
 const MAX_WEBHOOK_BODY_BYTES = 64 * 1024;
+/** How long a callback token stays valid, in ms (24 h, the upstream's idempotency window). */
+const CALLBACK_TTL_MS = 86_400_000;
 /** How long a readiness answer is reused, in ms. */
 const READINESS_TTL_MS = 2_000;
 
@@ -66,7 +68,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         // About three intervals: a dead holder is replaced within it.
         leaseMs: 3 * config.pollMaxIntervalMs,
         onHealthChange: (healthy) =>
-          healthy ? logger.info('redis coordination up: sharing poll loops') : logger.warn('redis coordination down: polling locally until it returns'),
+          healthy
+            ? logger.info('redis coordination up: sharing poll loops')
+            : logger.warn('redis coordination down: polling locally until it returns'),
       })
     : null;
   const coordinator = options.coordinator ?? redis ?? undefined;
@@ -88,7 +92,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onFanOut: metrics.fannedOut,
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
-  const callbackTokens = createCallbackTokens({ now });
+  const callbackTokens = createCallbackTokens({ now, ttlMs: CALLBACK_TTL_MS });
   const { publicUrl } = config;
   const services: ContextServices = {
     tasksClient,
@@ -98,7 +102,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     prepareCallback: publicUrl
       ? (credential) => {
           const token = callbackTokens.issue(credential);
-          return { url: `${publicUrl}/webhooks/tasks/${token}`, bind: (taskId) => callbackTokens.bind(token, taskId) };
+          return {
+            url: `${publicUrl}/webhooks/tasks/${token}`,
+            bind: (taskId) => {
+              callbackTokens.bind(token, taskId);
+              // Behind a load balancer the callback may reach another replica: it finds the loop by the token's hash.
+              redis?.rememberCallback(sha256(token), `${credential.hash}:${taskId}`, CALLBACK_TTL_MS);
+            },
+          };
         }
       : undefined,
   };
@@ -196,8 +207,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       response.writeHead(405, { allow: 'POST' }).end();
       return;
     }
-    const target = /^[\w-]{16,64}$/.test(token) ? callbackTokens.resolve(token) : undefined;
-    if (!target) {
+    const wellFormed = /^[\w-]{16,64}$/.test(token);
+    const target = wellFormed ? callbackTokens.resolve(token) : undefined;
+    const elsewhere = !target && wellFormed && redis ? await redis.findCallback(sha256(token)) : null;
+    if (!target && !elsewhere) {
       request.resume();
       return sendJson(response, 404, { error: 'unknown callback token' });
     }
@@ -207,8 +220,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (size > MAX_WEBHOOK_BODY_BYTES) break;
     }
     sendJson(response, 202, { accepted: true });
+    if (!target) return poller.nudgeElsewhere(elsewhere!);
+    poller.nudgeElsewhere(`${target.credential.hash}:${target.taskId}`);
     if (!poller.nudge(target.credential, target.taskId)) {
-      // Nobody watches it: refresh the terminal cache for later readers, and ignore failures.
+      // Nobody watches it here: refresh the terminal cache for later readers, and ignore failures.
       poller.read(target.credential, target.taskId).catch(() => undefined);
     }
   }
@@ -256,6 +271,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       logger.info('task-gateway stopped');
     },
   };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 function validRequestId(value: string | string[] | undefined): string | null {

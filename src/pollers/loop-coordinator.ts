@@ -11,9 +11,15 @@ export interface LoopCoordinator {
    * Joins the loop of `key` (`<credential hash>:<task id>`, never a key) in this
    * process; `deliver` then receives every snapshot found for it, by any process.
    */
-  join(key: string, deliver: (snapshot: TaskSnapshot) => void): LoopMembership;
+  join(key: string, deliver: (snapshot: TaskSnapshot) => void, nudged?: () => void): LoopMembership;
   /** Shares a snapshot fetched outside any loop (a query, a webhook) with the processes that watch it. */
   announce(key: string, snapshot: TaskSnapshot): void;
+  /** Tells every process watching `key` that the task changed (a webhook arrived elsewhere): `nudged` runs there. */
+  nudge(key: string): void;
+  /** Remembers which loop a callback token (by its hash) belongs to, for the other processes. */
+  rememberCallback(tokenHash: string, key: string, ttlMs: number): void;
+  /** The loop key of a callback token another process issued, or null. */
+  findCallback(tokenHash: string): Promise<string | null>;
   /** Whether coordination works now; false: every process polls on its own. */
   healthy(): boolean;
   dispose(): Promise<void>;
@@ -47,6 +53,9 @@ export function createLocalCoordinator(): LoopCoordinator {
       };
     },
     announce: () => undefined,
+    nudge: () => undefined,
+    rememberCallback: () => undefined,
+    findCallback: async () => null,
     healthy: () => true,
     dispose: async () => undefined,
   };

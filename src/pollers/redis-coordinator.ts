@@ -19,6 +19,9 @@ export interface RedisCoordinatorOptions {
   onHealthChange?: (healthy: boolean) => void;
 }
 
+/** The message that asks watchers of a loop to re-read the task now. */
+const NUDGE = 'nudge';
+
 /** Takes the lease when it is free, renews it when it is ours. */
 const ACQUIRE = `
 local holder = redis.call('GET', KEYS[1])
@@ -61,11 +64,13 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const commands = new Redis(url, { ...connection, enableOfflineQueue: false });
   const subscriber = new Redis(url, { ...connection, enableOfflineQueue: true });
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
+  const nudges = new Map<string, () => void>();
   let wasHealthy = false;
 
   const channelOf = (key: string) => `${prefix}:changes:${key}`;
   const leaseOf = (key: string) => `${prefix}:lease:${key}`;
   const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
+  const callbackOf = (tokenHash: string) => `${prefix}:callback:${tokenHash}`;
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready';
 
   const noteHealth = () => {
@@ -86,6 +91,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     const key = channel.slice(`${prefix}:changes:`.length);
     const listeners = delivers.get(key);
     if (!listeners) return;
+    if (message === NUDGE) return nudges.get(key)?.();
     let parsed: { from: string; snapshot: TaskSnapshot };
     try {
       parsed = decode(message);
@@ -110,7 +116,8 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
 
   return {
     replicaId,
-    join(key, deliver): LoopMembership {
+    join(key, deliver, nudged): LoopMembership {
+      if (nudged) nudges.set(key, nudged);
       let listeners = delivers.get(key);
       if (!listeners) {
         listeners = new Set();
@@ -149,6 +156,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
           listeners.delete(deliver);
           if (listeners.size === 0) {
             delivers.delete(key);
+            nudges.delete(key);
             subscriber.unsubscribe(channelOf(key)).catch(() => undefined);
             if (commands.status === 'ready') commands.eval(RELEASE, 1, leaseOf(key), replicaId).catch(() => undefined);
           }
@@ -156,6 +164,16 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       };
     },
     announce: share,
+    nudge(key) {
+      if (commands.status === 'ready') commands.publish(channelOf(key), NUDGE).catch(() => undefined);
+    },
+    rememberCallback(tokenHash, key, ttlMs) {
+      if (commands.status === 'ready') commands.set(callbackOf(tokenHash), key, 'PX', ttlMs).catch(() => undefined);
+    },
+    async findCallback(tokenHash) {
+      if (commands.status !== 'ready') return null;
+      return commands.get(callbackOf(tokenHash)).catch(() => null);
+    },
     healthy,
     async dispose() {
       delivers.clear();

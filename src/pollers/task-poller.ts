@@ -55,8 +55,10 @@ export interface TaskPoller {
    * seen (null if none arrived); errors that end the watch are thrown.
    */
   waitForEnd(credential: Credential, taskId: string, maxMs: number): Promise<TaskSnapshot | null>;
-  /** Re-reads a task now (a webhook said it changed); false when nobody watches it. */
+  /** Re-reads a task now (a webhook said it changed); false when nobody watches it here. */
   nudge(credential: Credential, taskId: string): boolean;
+  /** Passes a webhook on to the processes that watch the loop `key` (`<credential hash>:<task id>`). */
+  nudgeElsewhere(key: string): void;
   stats(): TaskPollerStats;
   /** Stops every loop, completing its watchers. */
   dispose(): void;
@@ -138,7 +140,12 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       stopped: false,
       membership: undefined as unknown as LoopMembership,
     };
-    loop.membership = coordinator.join(key, (snapshot) => accept(loop, snapshot));
+    loop.membership = coordinator.join(
+      key,
+      (snapshot) => accept(loop, snapshot),
+      // A webhook reached another process: the lease holder re-reads now.
+      () => pollNow(loop),
+    );
     loops.set(key, loop);
     return loop;
   }
@@ -362,6 +369,10 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       if (!loop) return false;
       pollNow(loop, true);
       return true;
+    },
+
+    nudgeElsewhere(key) {
+      coordinator.nudge(key);
     },
 
     stats() {

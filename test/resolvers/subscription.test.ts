@@ -201,7 +201,7 @@ describe('taskUpdated on the shared poller', () => {
     await eventually(() => expect(stack.gateway.poller.stats()).toMatchObject({ loops: 1, subscribers: 1 }));
     expect(gets(id)).toBe(1);
     // Timers, sockets and handles: none more than before the cycles.
-    expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(resourcesBefore);
+    await eventually(() => expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(resourcesBefore));
     expect(scheduler.pending()).toHaveLength(1);
   });
 });
