@@ -34,7 +34,7 @@ export function spawnEntry(entry: string, args: string[] = [], env: Record<strin
       }
     },
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');
       return code as number | null;

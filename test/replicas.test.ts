@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type { Client } from 'graphql-ws';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
+import { createManualClock, eventually } from './helpers/clock.ts';
+import { type RedisServer, startRedisServer } from './helpers/redis-server.ts';
+import { type Spawned, spawnEntry } from './helpers/spawn.ts';
+import { freePort } from './helpers/stack.ts';
+import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
+
+const KEY = 'sk-replicas';
+const keyHash = createHash('sha256').update(KEY).digest('hex');
+
+interface Replica {
+  process: Spawned;
+  url: string;
+  pid: number;
+}
+
+/** Starts gateway processes (`npm start`'s entry) sharing `redisUrl`, against `upstreamUrl`. */
+async function startReplicas(count: number, redisUrl: string, upstreamUrl: string, env: Record<string, string> = {}): Promise<Replica[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const port = await freePort();
+      const child = spawnEntry('src/main.ts', [], {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        UPSTREAM_URL: upstreamUrl,
+        REDIS_URL: redisUrl,
+        POLL_INTERVAL_MS: '200',
+        POLL_MAX_INTERVAL_MS: '200',
+        PUBLIC_URL: `http://127.0.0.1:${port}`,
+        ...env,
+      });
+      await child.waitFor(/redis coordination up/, 20_000);
+      await child.waitFor(/GraphiQL at/, 20_000);
+      return { process: child, url: `http://127.0.0.1:${port}`, pid: child.child.pid! };
+    }),
+  );
+}
+
+async function submit(replica: Replica): Promise<string> {
+  const response = await fetch(`${replica.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "gpt-image-2" }) { ... on BaseTask { id } } }' }),
+  });
+  return ((await response.json()) as any).data.submitTask.id;
+}
+
+/** `count` watchers of `id` on each replica; returns them by replica. */
+function watchEverywhere(replicas: Replica[], id: string, count: number, clients: Client[]): Watch[][] {
+  return replicas.map((replica) => {
+    const client = connectWs(replica.url, KEY);
+    clients.push(client);
+    return Array.from({ length: count }, () => watch(client, id));
+  });
+}
+
+const terminal = (state: string) => /COMPLETED|FAILED|CANCELLED/.test(state);
+
+describe('three replicas sharing one poll loop per task through Redis', () => {
+  const clock = createManualClock();
+  let emulator: Emulator;
+  let replicas: Replica[];
+  let redis: Redis;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
+    replicas = await startReplicas(3, inject('redisUrl'), await emulator.start());
+    redis = new Redis(inject('redisUrl'));
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await Promise.all(replicas.map((replica) => replica.process.stop()));
+    redis.disconnect();
+    await emulator.stop();
+  });
+
+  it('polls once per interval in total, and every subscriber sees the same ordered states and one terminal event', async () => {
+    const id = await submit(replicas[0]!);
+    const watchers = watchEverywhere(replicas, id, 10, clients).flat();
+    await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 10_000);
+    const before = emulator.stats.gets.get(id) ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const polls = (emulator.stats.gets.get(id) ?? 0) - before;
+    // One replica at 200 ms makes about 10 GETs in 2 s; three on their own would make about 30.
+    expect(polls).toBeGreaterThanOrEqual(5);
+    expect(polls).toBeLessThanOrEqual(14);
+    for (let step = 0; step < 5; step++) {
+      clock.advance(1_000);
+      await eventually(() => expect(new Set(watchers.map((w) => w.states().at(-1))).size).toBe(1), 10_000);
+    }
+    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
+    const first = watchers[0]!.states();
+    expect(first.at(-1)).toBe('CompletedTask:COMPLETED:100');
+    for (const watcher of watchers) {
+      expect(watcher.states()).toEqual(first);
+      expect(watcher.states().filter(terminal)).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('survives the death of the lease holder: the others take over within the lease time', async () => {
+    const id = await submit(replicas[0]!);
+    const byReplica = watchEverywhere(replicas, id, 5, clients);
+    await eventually(() => expect(byReplica.flat().every((w) => w.results.length === 1)).toBe(true), 10_000);
+    const holder = await eventually(async () => {
+      const value = await redis.get(`task-gateway:lease:${keyHash}:${id}`);
+      expect(value).toBeTruthy();
+      return value!;
+    });
+    const victim = replicas.findIndex((replica) => holder.includes(`:${replica.pid}:`));
+    expect(victim).toBeGreaterThanOrEqual(0);
+    replicas[victim]!.process.child.kill('SIGKILL');
+    const survivors = byReplica.filter((_, index) => index !== victim).flat();
+    const getsAtDeath = emulator.stats.gets.get(id) ?? 0;
+    for (let step = 0; step < 5; step++) {
+      clock.advance(1_000);
+      // Lease 600 ms (3 intervals) plus an interval: well inside this liveness bound.
+      await eventually(() => expect(new Set(survivors.map((w) => w.states().at(-1))).size).toBe(1), 10_000);
+    }
+    await eventually(() => expect(survivors.every((w) => w.completed)).toBe(true), 10_000);
+    expect(emulator.stats.gets.get(id)!).toBeGreaterThan(getsAtDeath);
+    for (const watcher of survivors) {
+      expect(watcher.error).toBeUndefined();
+      expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
+      expect(watcher.states()).toEqual(survivors[0]!.states());
+    }
+  }, 60_000);
+});
+
+describe('webhooks behind a load balancer', () => {
+  const clock = createManualClock();
+  let emulator: Emulator;
+  let replicas: Replica[];
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000, sweepIntervalMs: 3_600_000 });
+    // Polling every minute: only the webhook can bring the change within the test.
+    replicas = await startReplicas(3, inject('redisUrl'), await emulator.start(), {
+      POLL_INTERVAL_MS: '60000',
+      POLL_MAX_INTERVAL_MS: '60000',
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await Promise.all(replicas.map((replica) => replica.process.stop()));
+    await emulator.stop();
+  });
+
+  it('reach the subscribers on every replica, whichever replica the callback hits', async () => {
+    const id = await submit(replicas[0]!);
+    // Watchers on the two replicas that did not issue the callback token.
+    const watchers = watchEverywhere(replicas.slice(1), id, 5, clients).flat();
+    await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 10_000);
+    clock.advance(10_000);
+    const callbackUrl = new URL(emulator.callbackUrlOf(id)!);
+    const atReplica = new URL(callbackUrl.pathname, replicas[2]!.url);
+    const answer = await fetch(atReplica, { method: 'POST', body: '{}' });
+    expect(answer.status).toBe(202);
+    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
+    for (const watcher of watchers) expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null', 'CompletedTask:COMPLETED:100']);
+    const unknown = await fetch(new URL(`/webhooks/tasks/${'z'.repeat(32)}`, replicas[1]!.url), { method: 'POST', body: '{}' });
+    expect(unknown.status).toBe(404);
+  }, 60_000);
+});
+
+describe('a Redis restart mid-task', () => {
+  const clock = createManualClock();
+  let emulator: Emulator;
+  let redisServer: RedisServer;
+  let replicas: Replica[];
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
+    redisServer = await startRedisServer(await freePort());
+    replicas = await startReplicas(2, redisServer.url, await emulator.start());
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await Promise.all(replicas.map((replica) => replica.process.stop()));
+    await redisServer.kill();
+    await emulator.stop();
+  });
+
+  const readiness = async (replica: Replica) =>
+    ((await (await fetch(`${replica.url}/readyz`)).json()) as { coordination: string }).coordination;
+
+  it('ends no subscription: replicas poll on their own, report it, and rejoin', async () => {
+    const id = await submit(replicas[0]!);
+    const watchers = watchEverywhere(replicas, id, 5, clients).flat();
+    await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 10_000);
+    await redisServer.kill();
+    await eventually(
+      async () => expect(await Promise.all(replicas.map(readiness))).toEqual(['degraded: polling locally', 'degraded: polling locally']),
+      10_000,
+    );
+    const metrics = await (await fetch(`${replicas[0]!.url}/metrics`)).text();
+    expect(metrics).toMatch(/^task_gateway_coordination_up 0$/m);
+    clock.advance(2_000);
+    await eventually(() => expect(watchers.every((w) => w.states().at(-1) === 'ProcessingTask:PROCESSING:25')).toBe(true), 10_000);
+    await redisServer.start();
+    await eventually(async () => expect(await Promise.all(replicas.map(readiness))).toEqual(['redis', 'redis']), 15_000);
+    clock.advance(3_000);
+    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
+    for (const watcher of watchers) {
+      expect(watcher.error).toBeUndefined();
+      expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
+    }
+  }, 60_000);
+});
