@@ -10,12 +10,16 @@
  *  4. a soak: 10,000 subscriptions held through 100,000 subscribe/unsubscribe
  *     cycles against an upstream that fails 2% of its answers, then memory
  *     against the baseline and the poll loops left.
- * `npm run bench -- soak` runs the soak alone.
+ *  5. upstream GETs per interval for one task watched through 1 and 3 gateway
+ *     processes sharing their loops through Redis (REDIS_URL, default
+ *     redis://127.0.0.1:6379; a redis-server is started when none answers).
+ * `npm run bench -- soak` or `-- replicas` runs that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { readConfig } from '../src/config.ts';
 import { createEmulator } from '../src/emulator/emulator.ts';
@@ -247,6 +251,91 @@ async function main() {
   await emulator.stop();
 }
 
-if (process.argv[2] !== 'soak') await main();
-await soak();
+/** Section 5: replicas sharing one loop through Redis. */
+async function replicas() {
+  let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  let redisServer: ChildProcess | null = null;
+  if (!(await redisAnswers(redisUrl))) {
+    const port = await freePort();
+    redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    redisUrl = `redis://127.0.0.1:${port}`;
+    while (!(await redisAnswers(redisUrl))) await sleep(50);
+  }
+  const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
+  const upstreamUrl = await emulator.start();
+  console.log('\n5. Upstream GETs per poll interval for one task, replicas sharing loops through Redis');
+  console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own');
+  for (const count of [1, 3]) {
+    const gateways = await Promise.all(
+      Array.from({ length: count }, async () => {
+        const port = await freePort();
+        const child = fork(new URL('../src/main.ts', import.meta.url).pathname, [], {
+          execArgv: ['--import', 'tsx'],
+          env: {
+            PATH: process.env.PATH,
+            PORT: String(port),
+            HOST: '127.0.0.1',
+            UPSTREAM_URL: upstreamUrl,
+            REDIS_URL: redisUrl,
+            POLL_INTERVAL_MS: String(INTERVAL_MS),
+            POLL_MAX_INTERVAL_MS: String(INTERVAL_MS),
+          },
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        });
+        let output = '';
+        child.stdout!.on('data', (chunk) => (output += chunk));
+        while (!output.includes('GraphiQL at') || !output.includes('redis coordination up')) await sleep(50);
+        return { child, url: `http://127.0.0.1:${port}` };
+      }),
+    );
+    const response = await fetch(`${gateways[0]!.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }' }),
+    });
+    const id = ((await response.json()) as any).data.submitTask.id as string;
+    const clients = await Promise.all(gateways.map(() => startClients()));
+    await Promise.all(
+      clients.map((client, i) =>
+        client.send(
+          { type: 'open', url: `${gateways[i]!.url.replace('http', 'ws')}/graphql`, sockets: 10, key: KEY, protocol: 'graphql-ws' },
+          'opened',
+        ),
+      ),
+    );
+    await Promise.all(clients.map((client) => client.send({ type: 'subscribe', taskId: id, perSocket: 100 }, 'ready')));
+    const before = emulator.stats.gets.get(id) ?? 0;
+    const windowMs = INTERVAL_MS * 20;
+    await sleep(windowMs);
+    const perInterval = ((emulator.stats.gets.get(id) ?? 0) - before) / (windowMs / INTERVAL_MS);
+    console.log(
+      `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)}`,
+    );
+    for (const client of clients) client.stop();
+    for (const gateway of gateways) gateway.child.kill('SIGTERM');
+    await Promise.all(gateways.map((gateway) => once(gateway.child, 'exit')));
+  }
+  await emulator.stop();
+  redisServer?.kill();
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+const only = process.argv[2];
+if (!only) await main();
+if (!only || only === 'soak') await soak();
+if (!only || only === 'replicas') await replicas();
 process.exit(0);
