@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { exampleOperations } from './graphiql-examples.ts';
@@ -39,8 +40,8 @@ export interface Gateway {
   /** Listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
   start(): Promise<string>;
   /**
-   * Stops accepting, completes every subscription (WebSocket close 1001), stops
-   * every poll loop, lets in-flight requests finish for up to `graceMs`
+   * Stops accepting, closes WebSockets with 1001 (clients reconnect), completes
+   * SSE subscriptions, stops every poll loop, lets in-flight requests finish for up to `graceMs`
    * (default 5 000), then closes what is left and the upstream pool.
    */
   stop(graceMs?: number): Promise<void>;
@@ -133,6 +134,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       },
     },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    // GraphiQL's scripts and styles are served inline: no CDN, so it works offline and behind strict CSPs.
+    renderGraphiQL,
     // HTTP and SSE carry the key in the header; WebSocket operations go through websocket-server.ts.
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
@@ -257,11 +260,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     async stop(graceMs = 5_000) {
       accepting = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Watchers complete (SSE streams end, graphql-ws sends complete), then sockets close with 1001.
-      poller.dispose();
-      // The completions are sent within the microtasks that follow; close frames go after them.
-      await new Promise((resolve) => setImmediate(resolve));
+      // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe
+      // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
       await webSockets.dispose();
+      poller.dispose();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
