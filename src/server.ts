@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
@@ -140,6 +141,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 
+  // Read once, when the gateway is built: a plain page, no build step.
+  const demoPage = readFileSync(new URL('./demo/index.html', import.meta.url));
+
   let readiness: { ready: boolean; at: number } | null = null;
   async function ready(): Promise<boolean> {
     if (readiness && Date.now() - readiness.at < READINESS_TTL_MS) return readiness.ready;
@@ -190,7 +194,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     if (path.startsWith('/webhooks/tasks/')) return handleWebhook(request, response, path.slice('/webhooks/tasks/'.length));
     if (path === '/' && request.method === 'GET') {
-      response.writeHead(302, { location: '/graphql' }).end();
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(demoPage);
       return;
     }
     if (request.method === 'POST') {

@@ -1,7 +1,7 @@
 import { type ASTVisitor, GraphQLError, Kind, type ValidationContext } from 'graphql';
 
-/** Deepest selection nesting accepted. */
-export const MAX_QUERY_DEPTH = 12;
+/** Deepest selection nesting accepted (GraphiQL's own introspection query is 14 deep). */
+export const MAX_QUERY_DEPTH = 15;
 /** Most aliased fields in one operation (aliases are how one query repeats an expensive field). */
 export const MAX_ALIASES = 30;
 /** Most upstream requests one operation may cause. */
