@@ -111,7 +111,11 @@ describe('hostile input', () => {
     expect(deep.errors).toBeUndefined();
     const nested = `query { __schema { types { fields { type ${'{ ofType '.repeat(12)}{ name }${' }'.repeat(12)} } } } }`;
     // What GraphiQL and codegen send to learn the schema stays allowed.
-    const introspection = await stack.gql(getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true }), {}, 'sk-a');
+    const introspection = await stack.gql(
+      getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true }),
+      {},
+      'sk-a',
+    );
     expect(introspection.errors).toBeUndefined();
     const tooDeep = await stack.gql(nested, {}, 'sk-a');
     expect(tooDeep.errors?.[0]?.message).toMatch(/levels deep; at most 15/);

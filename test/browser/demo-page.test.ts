@@ -1,0 +1,56 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, launchChromium } from '../helpers/browser.ts';
+import { type Stack, startStack } from '../helpers/stack.ts';
+
+describe('the demo page in a real browser', () => {
+  let browser: Browser;
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({
+      emulator: { queuedMs: 3_000, processingMs: 4_000 },
+      env: { UPSTREAM_API_KEY: 'sk-demo', POLL_INTERVAL_MS: '200', POLL_MAX_INTERVAL_MS: '400' },
+    });
+    browser = await launchChromium();
+  }, 30_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('submits tasks, moves their progress bars live, cancels a queued one and links the results', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    await page.goto(`${stack.gatewayUrl}/`);
+    await expect.poll(() => page.title()).toBe('task-gateway demo');
+
+    // One to cancel while it is queued.
+    await page.getByLabel('Prompt').fill('a boat to cancel');
+    await page.getByRole('button', { name: 'Submit task' }).click();
+    const first = page.locator('li.task').first();
+    await expect.poll(() => first.locator('.status').innerText()).toBe('QUEUED');
+    await first.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => first.locator('.status').innerText(), { timeout: 10_000 }).toBe('CANCELLED');
+    const cancelledId = await first.getAttribute('id');
+
+    // One to watch to the end.
+    await page.getByLabel('Model').selectOption('veo3.1-fast');
+    await page.getByLabel('Prompt').fill('a wave at dusk');
+    await page.getByRole('button', { name: 'Submit task' }).click();
+    const task = page.locator('li.task').first();
+    await expect.poll(() => task.getAttribute('id')).not.toBe(cancelledId);
+    const progress = task.getByRole('progressbar');
+    const values = new Set<string>();
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && (await task.locator('.status').innerText()) !== 'COMPLETED') {
+      values.add((await progress.getAttribute('value')) ?? '');
+      await page.waitForTimeout(100);
+    }
+    expect(await task.locator('.status').innerText()).toBe('COMPLETED');
+    expect([...values].filter((value) => Number(value) > 0 && Number(value) < 100).length).toBeGreaterThanOrEqual(2);
+    const link = task.getByRole('link', { name: 'Result 1' });
+    expect(await link.getAttribute('href')).toMatch(/\/files\/task-.*\.mp4$/);
+    expect(await task.locator('.media').innerText()).toContain('expires');
+    await expect.poll(() => page.getByRole('status').innerText()).toContain('completed');
+    await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
+  }, 60_000);
+});
