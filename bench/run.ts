@@ -18,13 +18,13 @@
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { readConfig } from '../src/config.ts';
 import { createEmulator } from '../src/emulator/emulator.ts';
 import { createLogger } from '../src/logger.ts';
 import { createGateway } from '../src/server.ts';
+import { redisAnswers } from '../test/helpers/redis-server.ts';
+import { freePort } from '../test/helpers/stack.ts';
 
 const KEY = 'sk-bench';
 const INTERVAL_MS = 250;
@@ -56,14 +56,6 @@ async function startClients(): Promise<Clients> {
     },
     stop: () => child.kill(),
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -319,19 +311,6 @@ async function replicas() {
   }
   await emulator.stop();
   redisServer?.kill();
-}
-
-async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
 }
 
 const only = process.argv[2];
