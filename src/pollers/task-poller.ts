@@ -1,9 +1,11 @@
 import type { Credential } from '../upstream/credential.ts';
 import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
-import { isTerminal, type TaskSnapshot, type TaskStatus } from '../upstream/task-snapshot.ts';
+import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
+import { createLimiter } from './limiter.ts';
 import { createLocalCoordinator, type LoopCoordinator, type LoopMembership } from './loop-coordinator.ts';
 import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler, withJitter } from './scheduler.ts';
+import { differs, isBackwards } from './task-changes.ts';
 import { createTaskSink, type TaskSink } from './task-sink.ts';
 import { createTerminalCache, type TerminalCache } from './terminal-cache.ts';
 
@@ -91,8 +93,6 @@ interface Loop {
 
 /** The reason a loop's request is aborted with when its last watcher leaves. */
 const loopStopped = new Error('poll loop stopped');
-
-const rank: Record<TaskStatus, number> = { QUEUED: 0, PROCESSING: 1, UNKNOWN: 1, COMPLETED: 2, FAILED: 2, CANCELLED: 2 };
 
 /** Creates the shared poller: one loop per (credential, task) while anyone watches it. */
 export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
@@ -385,43 +385,6 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       for (const loop of [...loops.values()]) {
         for (const sink of loop.sinks) void sink.return?.();
         stop(loop);
-      }
-    },
-  };
-}
-
-/** A step back: an earlier status, or less progress in the same one, than already delivered. */
-function isBackwards(previous: TaskSnapshot, next: TaskSnapshot): boolean {
-  if (isTerminal(previous.status)) return true;
-  if (rank[next.status] !== rank[previous.status]) return rank[next.status] < rank[previous.status];
-  if (previous.progress === null || previous.status !== next.status) return false;
-  return next.progress === null || next.progress < previous.progress;
-}
-
-function differs(previous: TaskSnapshot, next: TaskSnapshot): boolean {
-  return (
-    previous.status !== next.status ||
-    previous.upstreamStatus !== next.upstreamStatus ||
-    previous.progress !== next.progress ||
-    JSON.stringify(previous.result) !== JSON.stringify(next.result) ||
-    JSON.stringify(previous.error) !== JSON.stringify(next.error)
-  );
-}
-
-/** Runs at most `max` tasks at once; the rest wait their turn in order. */
-function createLimiter(max: number) {
-  let running = 0;
-  const queue: Array<() => void> = [];
-  return {
-    active: () => running,
-    async run<T>(task: () => Promise<T>): Promise<T> {
-      if (running >= max) await new Promise<void>((resolve) => queue.push(resolve));
-      running += 1;
-      try {
-        return await task();
-      } finally {
-        running -= 1;
-        queue.shift()?.();
       }
     },
   };
