@@ -17,7 +17,9 @@
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { readConfig } from '../src/config.ts';
 import { createEmulator } from '../src/emulator/emulator.ts';
@@ -305,9 +307,31 @@ async function replicas() {
     console.log(
       `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)}`,
     );
+    if (count > 1) {
+      // Failover: kill the lease holder and time the gap until another replica polls.
+      const redis = new Redis(redisUrl);
+      const holder = await redis.get(`task-gateway:lease:${createHash('sha256').update(KEY).digest('hex')}:${id}`);
+      redis.disconnect();
+      const victim = gateways.find((gateway) => holder?.includes(`:${gateway.child.pid}:`));
+      if (victim) {
+        victim.child.kill('SIGKILL');
+        const killedAt = performance.now();
+        // A request already in flight may still land; the gap is until a survivor's first GET.
+        await sleep(50);
+        const settled = emulator.stats.gets.get(id) ?? 0;
+        while ((emulator.stats.gets.get(id) ?? 0) === settled) await sleep(5);
+        console.log(
+          `   failover: lease holder killed; a survivor polled ${(performance.now() - killedAt).toFixed(0)} ms later (lease ${3 * INTERVAL_MS} ms)`,
+        );
+      }
+    }
     for (const client of clients) client.stop();
     for (const gateway of gateways) gateway.child.kill('SIGTERM');
-    await Promise.all(gateways.map((gateway) => once(gateway.child, 'exit')));
+    await Promise.all(
+      gateways
+        .filter((gateway) => gateway.child.exitCode === null && gateway.child.signalCode === null)
+        .map((gateway) => once(gateway.child, 'exit')),
+    );
   }
   await emulator.stop();
   redisServer?.kill();
