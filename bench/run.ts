@@ -338,7 +338,7 @@ async function replicas() {
 }
 
 const only = process.argv[2];
-if (!only) await main();
+if (!only || only === 'fanout') await main();
 if (!only || only === 'soak') await soak();
 if (!only || only === 'replicas') await replicas();
 process.exit(0);
