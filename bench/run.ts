@@ -13,7 +13,7 @@
  *  5. upstream GETs per interval for one task watched through 1 and 3 gateway
  *     processes sharing their loops through Redis (REDIS_URL, default
  *     redis://127.0.0.1:6379; a redis-server is started when none answers).
- * `npm run bench -- soak` or `-- replicas` runs that section alone.
+ * `npm run bench -- fanout` runs sections 1 to 3, `-- soak` and `-- replicas` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
