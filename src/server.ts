@@ -227,8 +227,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (size > MAX_WEBHOOK_BODY_BYTES) break;
     }
     sendJson(response, 202, { accepted: true });
-    if (!target) return poller.nudgeElsewhere(elsewhere!);
-    poller.nudgeElsewhere(`${target.credential.hash}:${target.taskId}`);
+    if (!target) {
+      poller.nudgeKey(elsewhere!);
+      return;
+    }
     if (!poller.nudge(target.credential, target.taskId)) {
       // Nobody watches it here: refresh the terminal cache for later readers, and ignore failures.
       poller.read(target.credential, target.taskId).catch(() => undefined);

@@ -73,6 +73,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     random = Math.random,
   } = options;
   const tasks = new Map<string, EmulatedTask>();
+  const awaitingCallback = new Set<EmulatedTask>();
   const idempotency = new Map<string, { taskId: string; at: number }>();
   const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0, faults: 0 };
   const server = createServer((request, response) => {
@@ -153,9 +154,9 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         failure: failureFromPrompt(prompt),
         cancelledAt: null,
         pinned: null,
-        callbackSent: false,
       };
       tasks.set(task.id, task);
+      if (task.callbackUrl) awaitingCallback.add(task);
       if (typeof idempotencyKey === 'string') idempotency.set(`${apiKey}\0${idempotencyKey}`, { taskId: task.id, at });
     }
     if (waitFor > 0) await waitForEnd(task, waitFor * 1000, request);
@@ -197,10 +198,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
 
   async function sweep(): Promise<void> {
     const at = now();
-    const due = [...tasks.values()].filter((task) => task.callbackUrl && !task.callbackSent && isTerminalStatus(stateAt(task, at).status));
+    // Only tasks still owing a callback are looked at, not every task ever submitted.
+    const due = [...awaitingCallback].filter((task) => isTerminalStatus(stateAt(task, at).status));
+    for (const task of due) awaitingCallback.delete(task);
     await Promise.all(
       due.map(async (task) => {
-        task.callbackSent = true;
         stats.callbacks += 1;
         try {
           const answer = await fetch(task.callbackUrl!, {

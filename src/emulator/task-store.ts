@@ -22,7 +22,6 @@ export interface EmulatedTask {
   cancelledAt: number | null;
   /** Set by tests to force a state the clock would not give (an unknown status, say). */
   pinned: { status: string; progress: number; at: number } | null;
-  callbackSent: boolean;
 }
 
 /** A task's state at one instant. */

@@ -19,8 +19,8 @@ export interface RedisCoordinatorOptions {
   onHealthChange?: (healthy: boolean) => void;
 }
 
-/** The message that asks watchers of a loop to re-read the task now. */
-const NUDGE = 'nudge';
+/** The prefix of the message that asks watchers of a loop to re-read the task now; the sender's id follows. */
+const NUDGE = 'nudge:';
 
 /** Takes the lease when it is free, renews it when it is ours. */
 const ACQUIRE = `
@@ -91,7 +91,11 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     const key = channel.slice(`${prefix}:changes:`.length);
     const listeners = delivers.get(key);
     if (!listeners) return;
-    if (message === NUDGE) return nudges.get(key)?.();
+    if (message.startsWith(NUDGE)) {
+      // The sender has re-read the task itself already, where it watches it.
+      if (message !== `${NUDGE}${replicaId}`) nudges.get(key)?.();
+      return;
+    }
     let parsed: { from: string; snapshot: TaskSnapshot };
     try {
       parsed = decode(message);
@@ -165,7 +169,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     },
     announce: share,
     nudge(key) {
-      if (commands.status === 'ready') commands.publish(channelOf(key), NUDGE).catch(() => undefined);
+      if (commands.status === 'ready') commands.publish(channelOf(key), `${NUDGE}${replicaId}`).catch(() => undefined);
     },
     rememberCallback(tokenHash, key, ttlMs) {
       if (commands.status === 'ready') commands.set(callbackOf(tokenHash), key, 'PX', ttlMs).catch(() => undefined);

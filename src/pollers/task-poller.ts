@@ -57,10 +57,13 @@ export interface TaskPoller {
    * seen (null if none arrived); errors that end the watch are thrown.
    */
   waitForEnd(credential: Credential, taskId: string, maxMs: number): Promise<TaskSnapshot | null>;
-  /** Re-reads a task now (a webhook said it changed); false when nobody watches it here. */
+  /**
+   * A webhook said the task changed: re-reads it now where this process watches
+   * it, and tells the other processes that do. False when nobody watches it here.
+   */
   nudge(credential: Credential, taskId: string): boolean;
-  /** Passes a webhook on to the processes that watch the loop `key` (`<credential hash>:<task id>`). */
-  nudgeElsewhere(key: string): void;
+  /** The same for a loop known only by its key (`<credential hash>:<task id>`), as another replica's webhook token names it. */
+  nudgeKey(key: string): boolean;
   stats(): TaskPollerStats;
   /** Stops every loop, completing its watchers. */
   dispose(): void;
@@ -365,14 +368,14 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     },
 
     nudge(credential, taskId) {
-      const loop = loops.get(keyOf(credential, taskId));
-      if (!loop) return false;
-      pollNow(loop, true);
-      return true;
+      return this.nudgeKey(keyOf(credential, taskId));
     },
 
-    nudgeElsewhere(key) {
+    nudgeKey(key) {
       coordinator.nudge(key);
+      const loop = loops.get(key);
+      if (loop) pollNow(loop, true);
+      return loop !== undefined;
     },
 
     stats() {
