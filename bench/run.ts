@@ -23,8 +23,8 @@ import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { readConfig } from '../src/config.ts';
 import { createEmulator } from '../src/emulator/emulator.ts';
+import { createGateway } from '../src/gateway.ts';
 import { createLogger } from '../src/logger.ts';
-import { createGateway } from '../src/server.ts';
 import { redisAnswers } from '../test/helpers/redis-server.ts';
 import { freePort } from '../test/helpers/stack.ts';
 

@@ -1,3 +1,5 @@
+import { isHttpUrl } from './lib/http-url.ts';
+
 /**
  * The gateway's configuration: read from the environment once, validated,
  * typed and frozen. No other module reads `process.env`.
@@ -90,14 +92,7 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {
   const value = text(env, name);
   if (value === null) return null;
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new ConfigError(`${name} must be an absolute URL (${protocols.join(' or ')}); got an unparsable value.`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must use ${protocols.join(' or ')}; got ${parsed.protocol}`);
-  }
+  // The value itself is never echoed: a URL may carry a password.
+  if (!isHttpUrl(value, protocols)) throw new ConfigError(`${name} must be an absolute URL using ${protocols.join(' or ')}.`);
   return value;
 }

@@ -1,7 +1,7 @@
 import { type Config, ConfigError, readConfig } from './config.ts';
 import { createEmulator } from './emulator/emulator.ts';
+import { createGateway } from './gateway.ts';
 import { createLogger } from './logger.ts';
-import { createGateway } from './server.ts';
 
 /** The entry point: the only place that reads the environment, listens and handles signals. */
 let config: Config;

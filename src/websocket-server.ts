@@ -1,15 +1,18 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import type { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { type ContextServices, createRequestContext } from './schema/context.ts';
-import { createOperationCache, executeOperation } from './schema/execution.ts';
+import { type ContextServices, createRequestContext } from './graphql/context.ts';
+import { gatewayError } from './graphql/errors.ts';
+import type { Executor } from './graphql/executor.ts';
 import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 
 export interface WebSocketServerOptions {
   httpServer: Server;
   schema: GraphQLSchema;
+  /** Parses, validates and runs operations (one per gateway). */
+  executor: Executor;
   services: ContextServices;
   /** The path upgrades are accepted on. Default `/graphql`. */
   path?: string;
@@ -24,6 +27,8 @@ export interface WebSocketServerOptions {
 }
 
 export interface GraphQLWebSocketServer {
+  /** Accepts upgrades on the HTTP server and starts the keep-alive pings. */
+  start(): void;
   /** Open sockets. */
   connections(): number;
   /** Closes every socket with 1001 (going away) and stops accepting. */
@@ -36,12 +41,14 @@ export interface GraphQLWebSocketServer {
  * malformed one is refused at connection time with 4403, which clients retry
  * with fresh credentials. Operations bypass yoga: they are parsed once per
  * distinct text and subscription events are executed once per change for all
- * subscribers (`executeOperation`), with errors masked by the same function.
+ * subscribers (`Executor`), with errors masked by the same function. Nothing
+ * listens and no timer runs before `start()`.
  */
-export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): GraphQLWebSocketServer {
+export function createGraphQLWebSocketServer(options: WebSocketServerOptions): GraphQLWebSocketServer {
   const {
     httpServer,
     schema,
+    executor,
     services,
     path = '/graphql',
     maxSubscriptionsPerConnection = 100,
@@ -49,7 +56,6 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
   } = options;
-  const prepare = createOperationCache(schema);
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
 
@@ -57,14 +63,14 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
-  httpServer.on('upgrade', onUpgrade);
 
   const alive = new WeakSet<import('ws').WebSocket>();
   webSockets.on('connection', (socket) => {
     alive.add(socket);
     socket.on('pong', () => alive.add(socket));
   });
-  const keepAlive = setInterval(() => {
+  let keepAlive: NodeJS.Timeout | undefined;
+  const pingAll = () => {
     for (const socket of webSockets.clients) {
       if (!alive.has(socket)) {
         socket.terminate();
@@ -73,13 +79,13 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
       alive.delete(socket);
       socket.ping();
     }
-  }, keepAliveMs);
+  };
 
   const server = useServer(
     {
       connectionInitWaitTimeout: connectionInitTimeoutMs,
-      execute: executeOperation as never,
-      subscribe: executeOperation as never,
+      execute: executor.execute as never,
+      subscribe: executor.execute as never,
       onConnect: (context) => {
         const authorization = context.connectionParams?.authorization;
         try {
@@ -97,15 +103,13 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
       onSubscribe: (context, _id, params) => {
         if (Object.keys(context.subscriptions).length > maxSubscriptionsPerConnection) {
           return [
-            new GraphQLError(
+            gatewayError(
+              'TOO_MANY_SUBSCRIPTIONS',
               `This connection already has ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
-              {
-                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-              },
             ),
           ];
         }
-        const { document, errors } = prepare(params.query);
+        const { document, errors } = executor.prepare(params.query);
         if (errors.length > 0) return [...errors];
         return {
           schema,
@@ -120,6 +124,10 @@ export function attachGraphQLWebSocketServer(options: WebSocketServerOptions): G
   );
 
   return {
+    start() {
+      httpServer.on('upgrade', onUpgrade);
+      keepAlive = setInterval(pingAll, keepAliveMs);
+    },
     connections: () => webSockets.clients.size,
     async dispose() {
       httpServer.off('upgrade', onUpgrade);

@@ -3,10 +3,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { schema } from '../src/graphql/executable-schema.ts';
+import { createExecutor } from '../src/graphql/executor.ts';
 import { createTaskPoller } from '../src/pollers/task-poller.ts';
-import { schema } from '../src/schema/index.ts';
 import { createTasksClient } from '../src/upstream/tasks-client.ts';
-import { attachGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/websocket-server.ts';
+import { createGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/websocket-server.ts';
 import { eventually } from './helpers/clock.ts';
 
 describe('WebSocket keep-alive', () => {
@@ -16,12 +17,14 @@ describe('WebSocket keep-alive', () => {
   beforeAll(async () => {
     const tasksClient = createTasksClient({ baseUrl: 'http://127.0.0.1:1/v1' });
     const poller = createTaskPoller({ client: tasksClient });
-    webSockets = attachGraphQLWebSocketServer({
+    webSockets = createGraphQLWebSocketServer({
       httpServer,
       schema,
-      services: { tasksClient, poller, defaultCredential: null, now: Date.now },
+      executor: createExecutor({ schema }),
+      services: { tasksClient, poller, defaultCredential: null, webhooks: { prepare: () => null }, now: Date.now },
       keepAliveMs: 50,
     });
+    webSockets.start();
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
     url = `ws://127.0.0.1:${(httpServer.address() as AddressInfo).port}/graphql`;
   });

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isHttpUrl } from '../lib/http-url.ts';
+import { readBounded } from '../lib/read-body.ts';
+import { sendJson } from '../lib/send-json.ts';
 import { type EmulatedTask, failureFromPrompt, isTerminalStatus, stateAt } from './task-store.ts';
 import { costOf, toWire, type WireFormat } from './wire-format.ts';
 
@@ -78,7 +81,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0, faults: 0 };
   const server = createServer((request, response) => {
     handle(request, response).catch(() => {
-      if (!response.headersSent) send(response, 500, { error: { message: 'internal error', code: 'internal_error' } });
+      if (!response.headersSent) sendJson(response, 500, { error: { message: 'internal error', code: 'internal_error' } });
       else response.destroy();
     });
   });
@@ -92,7 +95,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     if (segments[0] !== 'v1' || segments[1] !== 'tasks') return notFound(response, 'not_found', 'No such endpoint.');
     const apiKey = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (!apiKey || !isValidKey(apiKey)) {
-      return send(response, 401, { error: { message: 'Invalid API key.', code: 'invalid_api_key', type: 'authentication_error' } });
+      return sendJson(response, 401, { error: { message: 'Invalid API key.', code: 'invalid_api_key', type: 'authentication_error' } });
     }
     const [, , id, verb] = segments;
     if (request.method === 'POST' && segments.length === 2) return submit(request, response, apiKey, waitSeconds(request));
@@ -101,7 +104,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       stats.gets.set(id, (stats.gets.get(id) ?? 0) + 1);
       if (faultRate > 0 && random() < faultRate) return injectFault(response);
       const task = owned(id, apiKey);
-      return task ? send(response, 200, wire(task)) : taskNotFound(response);
+      return task ? sendJson(response, 200, wire(task)) : taskNotFound(response);
     }
     if (request.method === 'POST' && id && verb === 'cancel' && segments.length === 4) {
       stats.cancels += 1;
@@ -109,10 +112,10 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       if (!task) return taskNotFound(response);
       const at = now();
       if (stateAt(task, at).status !== 'queued') {
-        return send(response, 400, { error: { message: 'Only a queued task can be cancelled.', code: 'task_not_cancellable' } });
+        return sendJson(response, 400, { error: { message: 'Only a queued task can be cancelled.', code: 'task_not_cancellable' } });
       }
       task.cancelledAt = at;
-      return send(response, 200, { task_id: task.id, status: 'cancelled', refunded: true, refunded_quota: costOf(task) });
+      return sendJson(response, 200, { task_id: task.id, status: 'cancelled', refunded: true, refunded_quota: costOf(task) });
     }
     return notFound(response, 'not_found', 'No such endpoint.');
   }
@@ -160,7 +163,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       if (typeof idempotencyKey === 'string') idempotency.set(`${apiKey}\0${idempotencyKey}`, { taskId: task.id, at });
     }
     if (waitFor > 0) await waitForEnd(task, waitFor * 1000, request);
-    send(response, 200, { ...wire(task), pre_consumed_cost: costOf(task) });
+    sendJson(response, 200, { ...wire(task), pre_consumed_cost: costOf(task) });
   }
 
   /** `Prefer: wait=N` holds the answer until the task ends or N seconds pass (real time). */
@@ -175,7 +178,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     stats.faults += 1;
     const fault = Math.floor(random() * 5);
     if (fault === 0) {
-      send(response, 500, { error: { message: 'Injected fault.', code: 'internal_error' } });
+      sendJson(response, 500, { error: { message: 'Injected fault.', code: 'internal_error' } });
       return;
     }
     if (fault === 1)
@@ -270,45 +273,25 @@ function waitSeconds(request: IncomingMessage): number {
 }
 
 async function readJson(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
+  const { bytes, overflow } = await readBounded(request, MAX_BODY_BYTES);
+  if (overflow) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(bytes.toString('utf8'));
   } catch {
     return undefined;
   }
 }
 
 function isHttpUrlList(value: unknown): boolean {
-  return (
-    Array.isArray(value) &&
-    value.every((item) => {
-      if (typeof item !== 'string') return false;
-      try {
-        return ['http:', 'https:'].includes(new URL(item).protocol);
-      } catch {
-        return false;
-      }
-    })
-  );
-}
-
-function send(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(JSON.stringify(body));
+  return Array.isArray(value) && value.every((item) => isHttpUrl(item));
 }
 
 function badRequest(response: ServerResponse, code: string, message: string, param?: string): void {
-  send(response, 400, { error: { message, code, ...(param ? { param } : {}) } });
+  sendJson(response, 400, { error: { message, code, ...(param ? { param } : {}) } });
 }
 
 function notFound(response: ServerResponse, code: string, message: string): void {
-  send(response, 404, { error: { message, code } });
+  sendJson(response, 404, { error: { message, code } });
 }
 
 function taskNotFound(response: ServerResponse): void {

@@ -7,6 +7,8 @@ import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
  * a channel carries what it found).
  */
 export interface LoopCoordinator {
+  /** This process's name among the replicas, when there are several. */
+  readonly replicaId?: string;
   /**
    * Joins the loop of `key` (`<credential hash>:<task id>`, never a key) in this
    * process; `deliver` then receives every snapshot found for it, by any process.
@@ -22,6 +24,8 @@ export interface LoopCoordinator {
   findCallback(tokenHash: string): Promise<string | null>;
   /** Whether coordination works now; false: every process polls on its own. */
   healthy(): boolean;
+  /** Opens its connections (nothing connects before); coordination works once they are up. */
+  start(): void;
   dispose(): Promise<void>;
 }
 
@@ -57,6 +61,7 @@ export function createLocalCoordinator(): LoopCoordinator {
     rememberCallback: () => undefined,
     findCallback: async () => null,
     healthy: () => true,
+    start: () => undefined,
     dispose: async () => undefined,
   };
 }

@@ -45,7 +45,7 @@ return 0`;
  * When Redis cannot be reached, every replica polls on its own (correct, if
  * less economical) and rejoins when it returns.
  */
-export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCoordinator & { readonly replicaId: string } {
+export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCoordinator {
   const {
     url,
     leaseMs = 15_000, // 15 s
@@ -58,7 +58,8 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-    lazyConnect: false,
+    // Nothing connects before `start()`.
+    lazyConnect: true,
   };
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
   const commands = new Redis(url, { ...connection, enableOfflineQueue: false });
@@ -179,9 +180,15 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       return commands.get(callbackOf(tokenHash)).catch(() => null);
     },
     healthy,
+    start() {
+      // A Redis that is away now is retried by `retryStrategy`; meanwhile loops poll locally.
+      for (const client of [commands, subscriber]) client.connect().catch(() => undefined);
+    },
     async dispose() {
       delivers.clear();
-      await Promise.all([commands.quit().catch(() => commands.disconnect()), subscriber.quit().catch(() => subscriber.disconnect())]);
+      // A client never started has nothing to say goodbye to.
+      const close = (client: Redis) => (client.status === 'wait' ? client.disconnect() : client.quit().catch(() => client.disconnect()));
+      await Promise.all([close(commands), close(subscriber)]);
     },
   };
 }

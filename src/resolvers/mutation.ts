@@ -1,66 +1,23 @@
+import { badUserInput } from '../graphql/errors.ts';
 import { builder } from '../schema/builder.ts';
-import { badUserInput } from '../schema/errors.ts';
-import { CancelledTaskRef, TaskRef } from '../schema/task.ts';
+import { CancelTaskResultRef } from '../schema/cancel-task-result.ts';
+import { MAX_WAIT_SECONDS, SubmitTaskInputRef } from '../schema/submit-task-input.ts';
+import { TaskRef } from '../schema/task.ts';
 import { TaskNotCancellableError, TaskNotFoundError } from '../upstream/errors.ts';
 import { validateTaskId } from '../upstream/task-id.ts';
-import { isTerminal, type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
+import { isTerminal, TaskStatus } from '../upstream/task-snapshot.ts';
 
-/** Longest `Prefer: wait` the upstream honours, in seconds. */
-export const MAX_WAIT_SECONDS = 60;
 /** Longest prompt forwarded, in characters. */
 export const MAX_PROMPT_LENGTH = 100_000;
 /** Body fields the gateway sets itself, so `params` may not. */
 const reservedParams = ['model', 'action', 'prompt', 'callback_url', 'task_id'];
-
-const SubmitTaskInput = builder.inputType('SubmitTaskInput', {
-  fields: (t) => ({
-    model: t.string({ required: true, description: 'The model group name, e.g. `gpt-image-2`, `veo3.1-fast`.' }),
-    action: t.string({ defaultValue: 'generate', description: '`generate` (default), `edit`, `image2video`, `upscale`, ...' }),
-    prompt: t.string(),
-    params: t.field({ type: 'JSONObject', description: 'Model-specific parameters (`duration`, `aspect_ratio`, `image_urls`, `n`, ...).' }),
-    idempotencyKey: t.string({ description: 'Sent as `Idempotency-Key`: a repeat within 24 h returns the original task.' }),
-    waitSeconds: t.int({
-      defaultValue: 0,
-      description: `Wait up to this many seconds (0 to ${MAX_WAIT_SECONDS}) for the task to end before answering.`,
-    }),
-  }),
-});
-
-interface TaskNotFound {
-  kind: 'TaskNotFoundError';
-  id: string;
-  message: string;
-}
-interface TaskNotCancellable {
-  kind: 'TaskNotCancellableError';
-  message: string;
-  task: TaskSnapshot;
-}
-
-const TaskNotFoundErrorRef = builder.objectRef<TaskNotFound>('TaskNotFoundError').implement({
-  description: "No such task, or not the caller's.",
-  fields: (t) => ({ id: t.exposeID('id'), message: t.exposeString('message') }),
-});
-
-const TaskNotCancellableErrorRef = builder.objectRef<TaskNotCancellable>('TaskNotCancellableError').implement({
-  description: 'The task already left `queued`: the normal race with a short queue.',
-  fields: (t) => ({
-    message: t.exposeString('message'),
-    task: t.field({ type: TaskRef, description: 'The task as it is now.', resolve: (error) => error.task }),
-  }),
-});
-
-const CancelTaskResult = builder.unionType('CancelTaskResult', {
-  types: [CancelledTaskRef, TaskNotFoundErrorRef, TaskNotCancellableErrorRef],
-  resolveType: (value) => ('kind' in value ? value.kind : 'CancelledTask'),
-});
 
 builder.mutationType({
   fields: (t) => ({
     submitTask: t.field({
       type: TaskRef,
       description: 'Submits a task and returns it as the upstream answered (or as it ended, within `waitSeconds`).',
-      args: { input: t.arg({ type: SubmitTaskInput, required: true }) },
+      args: { input: t.arg({ type: SubmitTaskInputRef, required: true }) },
       resolve: async (_root, { input }, context) => {
         const { model, action, prompt, params, idempotencyKey, waitSeconds } = input;
         const wait = waitSeconds ?? 0;
@@ -78,7 +35,7 @@ builder.mutationType({
         if (reserved.length > 0) throw badUserInput(`params must not set ${reserved.join(', ')}: use the input fields.`);
         const credential = context.credential();
         context.spendUpstream(1);
-        const callback = context.prepareCallback(credential);
+        const callback = context.webhooks.prepare(credential);
         const startedAt = context.now();
         const task = await context.tasksClient.submitTask(
           {
@@ -100,7 +57,7 @@ builder.mutationType({
       },
     }),
     cancelTask: t.field({
-      type: CancelTaskResult,
+      type: CancelTaskResultRef,
       description: 'Cancels a queued task. A task that already started answers `TaskNotCancellableError` with its current state.',
       args: { id: t.arg.id({ required: true }) },
       resolve: async (_root, args, context) => {

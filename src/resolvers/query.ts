@@ -1,5 +1,5 @@
+import { badUserInput } from '../graphql/errors.ts';
 import { builder } from '../schema/builder.ts';
-import { badUserInput } from '../schema/errors.ts';
 import { TaskRef } from '../schema/task.ts';
 import { validateTaskId } from '../upstream/task-id.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';

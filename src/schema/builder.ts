@@ -1,5 +1,5 @@
 import SchemaBuilder from '@pothos/core';
-import type { GatewayContext } from './context.ts';
+import type { GatewayContext } from '../graphql/context.ts';
 
 /** The Pothos builder: configuration only; types live one per file beside it. */
 export const builder = new SchemaBuilder<{

@@ -1,15 +1,12 @@
-import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
-import { builder } from './builder.ts';
+/**
+ * The GraphQL types, one module each. Importing this registers them with the
+ * builder; the root fields live in `src/resolvers/`, and
+ * `src/graphql/executable-schema.ts` puts both together.
+ */
 import './scalars.ts';
 import './task.ts';
-import '../resolvers/query.ts';
-import '../resolvers/mutation.ts';
-import '../resolvers/subscription.ts';
+import './task-errors.ts';
+import './submit-task-input.ts';
+import './cancel-task-result.ts';
 
-/** The gateway's executable schema, built once from the Pothos types. */
-export const schema: GraphQLSchema = builder.toSchema();
-
-/** The SDL checked in as `schema.graphql`: sorted, so that diffs stay small. */
-export function printSortedSchema(): string {
-  return `${printSchema(lexicographicSortSchema(schema))}\n`;
-}
+export { builder } from './builder.ts';

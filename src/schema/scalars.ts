@@ -1,4 +1,5 @@
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import { isHttpUrl } from '../lib/http-url.ts';
 import { builder } from './builder.ts';
 
 builder.scalarType('DateTime', {
@@ -11,13 +12,7 @@ builder.scalarType('URL', {
   description: 'An absolute http(s) URL.',
   serialize: (value) => value,
   parseValue: (value) => {
-    if (typeof value === 'string') {
-      try {
-        if (['http:', 'https:'].includes(new URL(value).protocol)) return value;
-      } catch {
-        // falls through to the error below
-      }
-    }
+    if (isHttpUrl(value)) return value;
     throw new GraphQLError('URL must be an absolute http(s) URL.');
   },
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../lib/sha256.ts';
 import { UnauthenticatedError } from './errors.ts';
 
 /**
@@ -23,7 +23,7 @@ export function createCredential(apiKey: string): Credential {
   if (apiKey.length === 0 || apiKey.length > MAX_KEY_LENGTH || !keyPattern.test(apiKey)) {
     throw new UnauthenticatedError('The API key is malformed.');
   }
-  const hash = createHash('sha256').update(apiKey).digest('hex');
+  const hash = sha256(apiKey);
   const credential = { apiKey, hash };
   Object.defineProperties(credential, {
     apiKey: { enumerable: false },

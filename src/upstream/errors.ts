@@ -1,11 +1,17 @@
+import type { ErrorCode } from '../error-codes.ts';
+
 /**
  * Typed failures of the upstream Task API, one class per failure, each with a
  * stable `code` (after undici's `lib/core/errors.js`). Messages are safe to show
  * to the caller: they never carry an API key, a stack or an internal address.
- * They are mapped to GraphQL errors in one place: `src/schema/errors.ts`.
+ * Each names the `extensions.code` its callers see (`clientCode`, from the one
+ * table in `src/error-codes.ts`); `code` stays finer, for metrics and logs.
+ * They become GraphQL errors in one place: `src/graphql/errors.ts`.
  */
 export class UpstreamError extends Error {
   readonly code: string = 'UPSTREAM_ERROR';
+  /** The `extensions.code` a client sees. */
+  readonly clientCode: ErrorCode = 'INTERNAL_SERVER_ERROR';
   /** Whether the same request may succeed later (pollers back off and retry). */
   readonly transient: boolean = false;
   override name = 'UpstreamError';
@@ -14,12 +20,14 @@ export class UpstreamError extends Error {
 /** A task id that the gateway refuses before any request is made. */
 export class InvalidTaskIdError extends UpstreamError {
   override readonly code = 'INVALID_TASK_ID';
+  override readonly clientCode = 'BAD_USER_INPUT';
   override name = 'InvalidTaskIdError';
 }
 
 /** `404 task_not_found`: the task does not exist, or belongs to another key. */
 export class TaskNotFoundError extends UpstreamError {
   override readonly code = 'TASK_NOT_FOUND';
+  override readonly clientCode = 'NOT_FOUND';
   override name = 'TaskNotFoundError';
   constructor(readonly taskId: string) {
     super(`Task ${JSON.stringify(taskId)} was not found.`);
@@ -29,12 +37,14 @@ export class TaskNotFoundError extends UpstreamError {
 /** `401`, or no key at all: the caller must bring a valid API key. */
 export class UnauthenticatedError extends UpstreamError {
   override readonly code = 'UNAUTHENTICATED';
+  override readonly clientCode = 'UNAUTHENTICATED';
   override name = 'UnauthenticatedError';
 }
 
 /** `400 task_not_cancellable`: the task already left `queued` (the normal race). */
 export class TaskNotCancellableError extends UpstreamError {
   override readonly code = 'TASK_NOT_CANCELLABLE';
+  override readonly clientCode = 'TASK_NOT_CANCELLABLE';
   override name = 'TaskNotCancellableError';
   constructor(readonly taskId: string) {
     super(`Task ${JSON.stringify(taskId)} can no longer be cancelled: it is no longer queued.`);
@@ -44,6 +54,7 @@ export class TaskNotCancellableError extends UpstreamError {
 /** `400` for any other reason: the request's parameters were refused upstream. */
 export class BadRequestError extends UpstreamError {
   override readonly code = 'BAD_REQUEST';
+  override readonly clientCode = 'BAD_USER_INPUT';
   override name = 'BadRequestError';
   constructor(
     message: string,
@@ -57,12 +68,14 @@ export class BadRequestError extends UpstreamError {
 /** `402`: the key's balance does not cover the task. */
 export class InsufficientBalanceError extends UpstreamError {
   override readonly code = 'INSUFFICIENT_BALANCE';
+  override readonly clientCode = 'INSUFFICIENT_BALANCE';
   override name = 'InsufficientBalanceError';
 }
 
 /** `429`: rate limited or quota window exhausted. */
 export class RateLimitedError extends UpstreamError {
   override readonly code = 'RATE_LIMITED';
+  override readonly clientCode = 'RATE_LIMITED';
   override readonly transient = true;
   override name = 'RateLimitedError';
   constructor(
@@ -77,6 +90,7 @@ export class RateLimitedError extends UpstreamError {
 /** 5xx, connection refused or reset: the upstream cannot answer now. */
 export class UpstreamUnavailableError extends UpstreamError {
   override readonly code = 'UPSTREAM_UNAVAILABLE';
+  override readonly clientCode = 'UPSTREAM_UNAVAILABLE';
   override readonly transient = true;
   override name = 'UpstreamUnavailableError';
 }
@@ -84,6 +98,7 @@ export class UpstreamUnavailableError extends UpstreamError {
 /** No complete answer within `UPSTREAM_TIMEOUT_MS`. */
 export class UpstreamTimeoutError extends UpstreamError {
   override readonly code = 'UPSTREAM_TIMEOUT';
+  override readonly clientCode = 'TIMEOUT';
   override readonly transient = true;
   override name = 'UpstreamTimeoutError';
 }
@@ -91,6 +106,7 @@ export class UpstreamTimeoutError extends UpstreamError {
 /** A body that is not JSON, or JSON of the wrong shape. */
 export class UpstreamInvalidError extends UpstreamError {
   override readonly code = 'UPSTREAM_INVALID';
+  override readonly clientCode = 'UPSTREAM_INVALID';
   override readonly transient = true;
   override name = 'UpstreamInvalidError';
 }
@@ -98,5 +114,6 @@ export class UpstreamInvalidError extends UpstreamError {
 /** A watched task did not end within `POLL_TIMEOUT_MS`. */
 export class PollTimeoutError extends UpstreamError {
   override readonly code = 'POLL_TIMEOUT';
+  override readonly clientCode = 'TIMEOUT';
   override name = 'PollTimeoutError';
 }

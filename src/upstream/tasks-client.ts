@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import { readBounded } from '../lib/read-body.ts';
 import type { Credential } from './credential.ts';
 import {
   BadRequestError,
@@ -235,15 +236,14 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   }
 }
 
-async function readText(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) throw new UpstreamInvalidError(`The upstream answer exceeded ${maxBytes} bytes.`);
-    chunks.push(chunk);
+async function readText(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string> {
+  const { bytes, overflow } = await readBounded(body, maxBytes);
+  if (overflow) {
+    // Stop the rest of an oversized answer: the connection is not reused.
+    body.destroy();
+    throw new UpstreamInvalidError(`The upstream answer exceeded ${maxBytes} bytes.`);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return bytes.toString('utf8');
 }
 
 /** JSON, or `undefined` for an empty or non-JSON body (an HTML error page, say). */

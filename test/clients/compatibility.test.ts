@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { readConfig } from '../../src/config.ts';
 import { createEmulator, type Emulator } from '../../src/emulator/emulator.ts';
+import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createGateway, type Gateway } from '../../src/server.ts';
 import { createManualClock, eventually } from '../helpers/clock.ts';
 import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 

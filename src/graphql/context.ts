@@ -2,16 +2,11 @@ import type DataLoader from 'dataloader';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import { type Credential, credentialFromAuthorization } from '../upstream/credential.ts';
-import { createTaskLoader } from '../upstream/task-loader.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
+import type { Webhooks } from '../webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
-
-/** A `callback_url` issued for one submission, to be tied to the task id the upstream answers. */
-export interface PreparedCallback {
-  url: string;
-  bind(taskId: string): void;
-}
+import { createTaskLoader } from './task-loader.ts';
 
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
@@ -25,8 +20,8 @@ export interface GatewayContext {
   poller: TaskPoller;
   /** Watches a task for the caller, through the shared poller. */
   watchTask(taskId: string): AsyncIterable<TaskEvent>;
-  /** A `callback_url` for a task about to be submitted, or null when `PUBLIC_URL` is unset. */
-  prepareCallback(credential: Credential): PreparedCallback | null;
+  /** `callback_url`s for tasks about to be submitted (`prepare` answers null when `PUBLIC_URL` is unset). */
+  webhooks: Pick<Webhooks, 'prepare'>;
   /** Clock in ms, for `MediaFile.expired` and waits. */
   now(): number;
   /** Counts `requests` upstream requests against this operation's allowance; throws `BAD_USER_INPUT` past it. */
@@ -38,7 +33,7 @@ export interface ContextServices {
   poller: TaskPoller;
   /** Used when a request brings no key (`UPSTREAM_API_KEY`); null refuses such requests. */
   defaultCredential: Credential | null;
-  prepareCallback?: (credential: Credential) => PreparedCallback | null;
+  webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
 }
 
@@ -51,7 +46,7 @@ export function createRequestContext(
   services: ContextServices,
   authorization: string | null | undefined | { credential: Credential },
 ): GatewayContext {
-  const { tasksClient, poller, defaultCredential, now, prepareCallback = () => null } = services;
+  const { tasksClient, poller, defaultCredential, now, webhooks } = services;
   let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
@@ -76,7 +71,7 @@ export function createRequestContext(
     tasksClient,
     poller,
     watchTask: (taskId) => poller.subscribe(credential(), taskId),
-    prepareCallback,
+    webhooks,
     now,
     spendUpstream,
   };

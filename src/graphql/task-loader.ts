@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
-import { TaskNotFoundError } from './errors.ts';
-import type { TaskSnapshot } from './task-snapshot.ts';
+import { TaskNotFoundError } from '../upstream/errors.ts';
+import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 
 export interface TaskLoaderOptions {
   /** Upstream GETs in flight at once for one batch. Default 8. */

@@ -1,4 +1,5 @@
-import { type ASTVisitor, GraphQLError, Kind, type ValidationContext } from 'graphql';
+import { type ASTVisitor, Kind, type ValidationContext } from 'graphql';
+import { badUserInput, gatewayError } from './errors.ts';
 
 /** Deepest selection nesting accepted (GraphiQL's own introspection query is 14 deep). */
 export const MAX_QUERY_DEPTH = 15;
@@ -35,10 +36,7 @@ export function maxDepthRule(max = MAX_QUERY_DEPTH) {
         const depth = depthOf(node, new Set()) - 1;
         if (depth > max) {
           context.reportError(
-            new GraphQLError(`The operation is ${depth} levels deep; at most ${max} are allowed.`, {
-              nodes: [node],
-              extensions: { code: 'BAD_USER_INPUT' },
-            }),
+            gatewayError('BAD_USER_INPUT', `The operation is ${depth} levels deep; at most ${max} are allowed.`, { nodes: [node] }),
           );
         }
       },
@@ -57,11 +55,7 @@ export function maxAliasesRule(max = MAX_ALIASES) {
       Document: {
         leave() {
           if (aliases > max) {
-            context.reportError(
-              new GraphQLError(`The operation has ${aliases} aliases; at most ${max} are allowed.`, {
-                extensions: { code: 'BAD_USER_INPUT' },
-              }),
-            );
+            context.reportError(badUserInput(`The operation has ${aliases} aliases; at most ${max} are allowed.`));
           }
         },
       },
@@ -80,9 +74,7 @@ export function createUpstreamBudget(max = MAX_UPSTREAM_CALLS_PER_OPERATION) {
   let left = max;
   return (requests: number) => {
     if (requests > left) {
-      throw new GraphQLError(`The operation would make more than ${max} upstream requests; split it.`, {
-        extensions: { code: 'BAD_USER_INPUT' },
-      });
+      throw badUserInput(`The operation would make more than ${max} upstream requests; split it.`);
     }
     left -= requests;
   };

@@ -1,0 +1,23 @@
+/**
+ * Every `extensions.code` a client can receive, with when it is sent: the one
+ * table of client-facing error codes. Typed upstream errors name theirs
+ * (`UpstreamError.clientCode`), GraphQL errors are built from it by
+ * `src/graphql/errors.ts`, and a test holds the README's error table to it.
+ */
+export const errorCodes = {
+  BAD_USER_INPUT:
+    'invalid task id, more than 100 ids, bad `SubmitTaskInput`, an operation past a limit (depth, aliases, upstream requests), or the upstream refused the parameters (`extensions.upstreamCode`, e.g. `capability_violation`)',
+  GRAPHQL_PARSE_FAILED: 'an operation that is not valid GraphQL, or too long, over WebSocket',
+  UNAUTHENTICATED: 'no key (and no `UPSTREAM_API_KEY`), a malformed `Authorization`, or a key the upstream rejects',
+  NOT_FOUND: "a task that does not exist or is not the caller's, on a subscription (queries answer `null`)",
+  TASK_NOT_CANCELLABLE: 'a cancel that lost the race: the task is no longer queued',
+  INSUFFICIENT_BALANCE: 'upstream `402`',
+  RATE_LIMITED: 'upstream `429`; `extensions.retryAfterMs` when it said how long',
+  UPSTREAM_UNAVAILABLE: 'upstream 5xx, connection refused or reset',
+  TIMEOUT: 'no complete answer within `UPSTREAM_TIMEOUT_MS`, or a watched task that did not end within `POLL_TIMEOUT_MS`',
+  UPSTREAM_INVALID: 'a body that is not a task (truncated or wrongly shaped JSON)',
+  TOO_MANY_SUBSCRIPTIONS: 'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions',
+  INTERNAL_SERVER_ERROR: 'anything unexpected; the details stay masked',
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;

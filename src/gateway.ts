@@ -1,0 +1,148 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import type { ContextServices } from './graphql/context.ts';
+import { schema } from './graphql/executable-schema.ts';
+import { createExecutor } from './graphql/executor.ts';
+import { createGraphQLHttpHandler } from './graphql/yoga.ts';
+import { createHttpRoutes } from './http-routes.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, type GatewayMetrics } from './metrics.ts';
+import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coordinator.ts';
+import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
+import type { Scheduler } from './pollers/scheduler.ts';
+import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
+import { createCredential } from './upstream/credential.ts';
+import { createTasksClient } from './upstream/tasks-client.ts';
+import { createWebhooks } from './webhooks.ts';
+import { createGraphQLWebSocketServer } from './websocket-server.ts';
+
+export interface GatewayOptions {
+  config: Config;
+  /** The upstream base URL, including `/v1` (the emulator's, when `config.upstreamUrl` is null). */
+  upstreamUrl: string;
+  /** Structured logs. Default: pino at `config.logLevel` on stdout. */
+  logger?: Logger;
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number;
+  /** Timers of the poller. Default: Node's. */
+  scheduler?: Scheduler;
+  /** Random source of the poller's jitter. Default `Math.random`. */
+  random?: () => number;
+  /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
+  coordinator?: LoopCoordinator;
+}
+
+export interface Gateway {
+  /** Connects to Redis (when configured), listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
+  start(): Promise<string>;
+  /**
+   * Stops accepting, closes WebSockets with 1001 (clients reconnect), completes
+   * SSE subscriptions, stops every poll loop, lets in-flight requests finish for up to `graceMs`
+   * (default 5 000), then closes what is left, the upstream pool and Redis.
+   */
+  stop(graceMs?: number): Promise<void>;
+  readonly poller: TaskPoller;
+  readonly metrics: GatewayMetrics;
+}
+
+/** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const { config, upstreamUrl, now = Date.now, scheduler, random } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const coordinator =
+    options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
+  const tasksClient = createTasksClient({
+    baseUrl: upstreamUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    now,
+    onRequest: metrics.upstreamRequest,
+  });
+  const poller = createTaskPoller({
+    client: tasksClient,
+    intervalMs: config.pollIntervalMs,
+    maxIntervalMs: config.pollMaxIntervalMs,
+    timeoutMs: config.pollTimeoutMs,
+    now,
+    scheduler,
+    random,
+    coordinator,
+    onFanOut: metrics.fannedOut,
+    onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
+  });
+  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  const services: ContextServices = {
+    tasksClient,
+    poller,
+    defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
+    webhooks,
+    now,
+  };
+  const routes = createHttpRoutes({
+    graphql: createGraphQLHttpHandler(services, logger),
+    webhooks,
+    metrics,
+    logger,
+    probe: tasksClient.probe,
+    coordination: () => (config.redisUrl === null ? 'local' : coordinator.healthy() ? 'redis' : 'degraded: polling locally'),
+  });
+  const server = createServer(routes.listener);
+  const webSockets = createGraphQLWebSocketServer({
+    httpServer: server,
+    schema,
+    executor: createExecutor({ schema }),
+    services,
+    maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+  });
+  metrics.observe({
+    connections: webSockets.connections,
+    subscriptions: () => poller.stats().subscribers,
+    loops: () => poller.stats().loops,
+    coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
+  });
+
+  return {
+    poller,
+    metrics,
+    async start() {
+      coordinator.start();
+      webSockets.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const { address, port, family } = server.address() as AddressInfo;
+      const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : family === 'IPv6' ? `[${address}]` : address;
+      logger.info({ port, upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId }, 'task-gateway listening');
+      return `http://${host}:${port}`;
+    },
+    async stop(graceMs = 5_000) {
+      routes.refuse();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe
+      // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
+      await webSockets.dispose();
+      poller.dispose();
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(grace);
+      await tasksClient.close();
+      await coordinator.dispose();
+      logger.info('task-gateway stopped');
+    },
+  };
+}
+
+function redisCoordinator(config: Config, url: string, logger: Logger): LoopCoordinator {
+  return createRedisCoordinator({
+    url,
+    // About three intervals: a dead holder is replaced within it.
+    leaseMs: 3 * config.pollMaxIntervalMs,
+    onHealthChange: (healthy) =>
+      healthy
+        ? logger.info('redis coordination up: sharing poll loops')
+        : logger.warn('redis coordination down: polling locally until it returns'),
+  });
+}

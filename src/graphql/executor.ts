@@ -1,0 +1,175 @@
+import {
+  createSourceEventStream,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  execute,
+  GraphQLError,
+  type GraphQLSchema,
+  getOperationAST,
+  getVariableValues,
+  Kind,
+  parse,
+  specifiedRules,
+  validate,
+} from 'graphql';
+import { createLruMap } from '../lib/lru-map.ts';
+import { gatewayError, maskError } from './errors.ts';
+import { costRules } from './limits.ts';
+
+const emptyDocument: DocumentNode = { kind: Kind.DOCUMENT, definitions: [] };
+
+/** A parsed and validated operation, shared by every request that sends the same text. */
+export interface PreparedOperation {
+  document: DocumentNode;
+  errors: readonly GraphQLError[];
+}
+
+export interface ExecutorOptions {
+  schema: GraphQLSchema;
+  /** Most distinct operation texts kept parsed. Default 1 000. */
+  maxOperations?: number;
+  /**
+   * Most characters of operation text kept parsed, over all of them. A parsed
+   * document (without locations) costs about 17 times its text. Default 1 048 576 (1 Mi).
+   */
+  maxOperationChars?: number;
+  /** Longest operation text accepted, in characters. Default 100 000. */
+  maxLength?: number;
+  /** Most tokens in one operation. Default 10 000. */
+  maxTokens?: number;
+}
+
+/**
+ * How the WebSocket path runs operations, one per gateway (two gateways in one
+ * process share nothing). Each distinct operation text is parsed and validated
+ * once; subscription events are executed once per (event, operation,
+ * variables) and that result is shared by every subscriber that asked the same:
+ * fan-out to thousands of watchers of one task costs one execution per change.
+ */
+export interface Executor {
+  /** The parsed document of `query` and its validation errors; only valid operations are cached. */
+  prepare(query: string): PreparedOperation;
+  /** Executes a query or mutation, or subscribes; every error is masked by `maskError`. */
+  execute(args: ExecutionArgs): Promise<ExecutionResult | AsyncIterableIterator<ExecutionResult>>;
+}
+
+export function createExecutor(options: ExecutorOptions): Executor {
+  const {
+    schema,
+    maxOperations = 1_000,
+    maxOperationChars = 1 << 20, // 1 Mi characters
+    maxLength = 100_000, // characters
+    maxTokens = 10_000,
+  } = options;
+  const operations = createLruMap<string, PreparedOperation>({
+    maxEntries: maxOperations,
+    maxBytes: maxOperationChars,
+    sizeOf: (prepared) => documentChars.get(prepared.document) ?? 0,
+  });
+  const documentChars = new WeakMap<DocumentNode, number>();
+  const documentIds = new WeakMap<DocumentNode, number>();
+  let nextDocumentId = 0;
+  // Shared executions live for one turn of the event loop: every watcher waiting when a change
+  // is pushed takes it in the same turn; a slow one that reads later executes its own.
+  const executions = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
+
+  function prepare(query: string): PreparedOperation {
+    const cached = operations.get(query);
+    if (cached) return cached;
+    if (query.length > maxLength) {
+      return { document: emptyDocument, errors: [parseFailed(`The operation is longer than ${maxLength} characters.`)] };
+    }
+    let document: DocumentNode;
+    try {
+      // No locations: they would triple the memory of every cached document.
+      document = parse(query, { maxTokens, noLocation: true });
+    } catch (error) {
+      return { document: emptyDocument, errors: [error instanceof GraphQLError ? parseFailed(error.message) : parseFailed()] };
+    }
+    const errors = validate(schema, document, [...specifiedRules, ...costRules]);
+    // A refused operation is not kept: junk must not push real operations out.
+    if (errors.length > 0) return { document, errors };
+    const prepared = { document, errors };
+    documentChars.set(document, query.length);
+    operations.set(query, prepared);
+    return prepared;
+  }
+
+  function sharingKey(args: ExecutionArgs): string | null {
+    const operation = getOperationAST(args.document, args.operationName);
+    if (!operation) return null;
+    // Only the declared variables, as coerced: undeclared junk neither splits nor bloats the key.
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], args.variableValues ?? {}, { maxErrors: 1 });
+    if (coerced.errors) return null;
+    let documentId = documentIds.get(args.document);
+    if (documentId === undefined) {
+      documentId = ++nextDocumentId;
+      documentIds.set(args.document, documentId);
+    }
+    return `${documentId}\0${args.operationName ?? ''}\0${JSON.stringify(coerced.coerced)}`;
+  }
+
+  function sharedExecution(event: unknown, key: string | null, run: () => ExecutionResult | Promise<ExecutionResult>) {
+    if (key === null || typeof event !== 'object' || event === null) return Promise.resolve(run()).then(maskResult);
+    let byKey = executions.get(event);
+    if (!byKey) {
+      byKey = new Map();
+      executions.set(event, byKey);
+      setImmediate(() => executions.delete(event));
+    }
+    let result = byKey.get(key);
+    if (!result) {
+      result = Promise.resolve(run()).then(maskResult);
+      byKey.set(key, result);
+    }
+    return result;
+  }
+
+  return {
+    prepare,
+    async execute(args) {
+      const operation = getOperationAST(args.document, args.operationName);
+      if (operation?.operation !== 'subscription') return maskResult(await execute(args));
+      const source = await createSourceEventStream(args);
+      if (!isAsyncIterable(source)) return maskResult(source);
+      const key = sharingKey(args);
+      return mapEvents(source[Symbol.asyncIterator](), (event) =>
+        sharedExecution(event, key, () => execute({ ...args, rootValue: event })),
+      );
+    },
+  };
+}
+
+function parseFailed(message = 'The operation could not be parsed.'): GraphQLError {
+  return gatewayError('GRAPHQL_PARSE_FAILED', message);
+}
+
+/** Applies `maskError` to every error of a result: the one mapping to client-facing errors. */
+export function maskResult(result: ExecutionResult): ExecutionResult {
+  return result.errors ? { ...result, errors: result.errors.map((error) => maskError(error)) } : result;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+/** A lean async map over a source stream: `return()` reaches the source (the watcher leaves). */
+function mapEvents<T, R>(source: AsyncIterator<T>, map: (value: T) => Promise<R>): AsyncIterableIterator<R> {
+  const iterator: AsyncIterableIterator<R> = {
+    async next() {
+      const step = await source.next();
+      return step.done ? { value: undefined, done: true } : { value: await map(step.value), done: false };
+    },
+    async return() {
+      await source.return?.();
+      return { value: undefined, done: true };
+    },
+    async throw(error?: unknown) {
+      await source.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

@@ -1,0 +1,43 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from '../logger.ts';
+import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
+import { maskError } from './errors.ts';
+import { schema } from './executable-schema.ts';
+import { exampleOperations } from './graphiql-examples.ts';
+import { costRules } from './limits.ts';
+
+export type ServerContext = { req: IncomingMessage; res: ServerResponse };
+export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
+
+/**
+ * GraphQL over HTTP and SSE, and GraphiQL, at `/graphql` (graphql-yoga). The
+ * key comes from the `Authorization` header; WebSocket operations take their
+ * own path (`src/websocket-server.ts`) with the same schema, limits and masking.
+ */
+export function createGraphQLHttpHandler(services: ContextServices, logger: Logger): GraphQLHttpHandler {
+  const costLimits: Plugin = {
+    onValidate({ addValidationRule }) {
+      for (const rule of costRules) addValidationRule(rule);
+    },
+  };
+  return createYoga<ServerContext, GatewayContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    logging: false,
+    plugins: [costLimits],
+    maskedErrors: {
+      maskError: (error) => {
+        const masked = maskError(error);
+        if (masked.extensions.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: error }, 'unexpected error, masked');
+        return masked;
+      },
+    },
+    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    // GraphiQL's scripts and styles are served inline: no CDN, so it works offline and behind strict CSPs.
+    renderGraphiQL,
+    context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
+  });
+}

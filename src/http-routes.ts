@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { sendJson } from './lib/send-json.ts';
+import { type Logger, loggablePath } from './logger.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { WEBHOOK_PATH } from './webhooks.ts';
+
+/** Largest GraphQL request body accepted, in bytes. */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+
+export interface HttpRoutesOptions {
+  /** GraphQL over HTTP, SSE and GraphiQL (yoga): everything the other routes do not take. */
+  graphql: (request: IncomingMessage, response: ServerResponse) => unknown;
+  webhooks: { handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> };
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Whether the upstream answers at all, for `/readyz`. */
+  probe: () => Promise<boolean>;
+  /** How coordination stands, for `/readyz`: `local`, `redis`, or `degraded: polling locally`. */
+  coordination: () => string;
+  /** How long a readiness answer is reused. Default 2 000 ms. */
+  readinessTtlMs?: number;
+  /** Largest POST body accepted; larger ones get `413`. Default 262 144 bytes (256 KiB). */
+  maxRequestBytes?: number;
+  now?: () => number;
+}
+
+export interface HttpRoutes {
+  /** The HTTP server's request listener. */
+  listener: RequestListener;
+  /** From now on every request is answered `503` with `connection: close` (the gateway is stopping). */
+  refuse(): void;
+}
+
+/**
+ * The plain HTTP side of the gateway: `/healthz`, `/readyz`, `/metrics`, the
+ * demo page at `/`, webhooks, request ids and access logs, and the body
+ * limits applied before GraphQL sees a request.
+ */
+export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
+  const {
+    graphql,
+    webhooks,
+    metrics,
+    logger,
+    probe,
+    coordination,
+    readinessTtlMs = 2_000, // 2 s
+    maxRequestBytes = MAX_REQUEST_BYTES,
+    now = Date.now,
+  } = options;
+  let accepting = true;
+  let readiness: { ready: boolean; at: number } | null = null;
+  let demoPage: Promise<Buffer> | null = null;
+
+  async function ready(): Promise<boolean> {
+    if (readiness && now() - readiness.at < readinessTtlMs) return readiness.ready;
+    readiness = { ready: await probe(), at: now() };
+    return readiness.ready;
+  }
+
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0]!;
+    if (!accepting) {
+      response.setHeader('connection', 'close');
+      return sendJson(response, 503, { error: 'shutting down' });
+    }
+    if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const up = await ready();
+      return sendJson(response, up ? 200 : 503, { status: up ? 'ready' : 'upstream unreachable', coordination: coordination() });
+    }
+    if (path === '/metrics') {
+      response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
+      return;
+    }
+    if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
+    if (path === '/' && request.method === 'GET') {
+      // A plain page, no build step; read once, on first use.
+      demoPage ??= readFile(new URL('./demo/index.html', import.meta.url));
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(await demoPage);
+      return;
+    }
+    if (request.method === 'POST') {
+      const length = request.headers['content-length'];
+      if (length === undefined) return sendJson(response, 411, { errors: [{ message: 'A Content-Length header is required.' }] });
+      if (Number(length) > maxRequestBytes) {
+        response.setHeader('connection', 'close');
+        return sendJson(response, 413, { errors: [{ message: `The request body exceeds ${maxRequestBytes} bytes.` }] });
+      }
+    }
+    await graphql(request, response);
+  }
+
+  return {
+    listener(request, response) {
+      const started = performance.now();
+      const requestId = validRequestId(request.headers['x-request-id']) ?? randomUUID();
+      response.setHeader('x-request-id', requestId);
+      response.on('finish', () => {
+        logger.debug(
+          {
+            requestId,
+            method: request.method,
+            path: loggablePath(request.url ?? '/'),
+            status: response.statusCode,
+            ms: Math.round(performance.now() - started),
+          },
+          'request',
+        );
+      });
+      void route(request, response).catch((error) => {
+        logger.error({ err: error, requestId }, 'request failed');
+        if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
+        else response.destroy();
+      });
+    },
+    refuse() {
+      accepting = false;
+    },
+  };
+}
+
+function validRequestId(value: string | string[] | undefined): string | null {
+  return typeof value === 'string' && /^[\w.-]{1,64}$/.test(value) ? value : null;
+}
