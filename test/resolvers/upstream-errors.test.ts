@@ -1,7 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
+import { connectWs } from '../helpers/ws-client.ts';
 
 /** Each fault the stand-in serves, chosen by the task id asked for. */
 const faults: Record<string, (response: ServerResponse) => void> = {
@@ -67,15 +69,51 @@ describe('typed upstream failures as GraphQL errors', () => {
       [['tasks', 1], 'UNAUTHENTICATED'],
     ]);
   });
+});
 
-  it('masks an unexpected failure without leaking its details', async () => {
-    const response = await fetch(`${stack.gatewayUrl}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"query": "{ task(id: 1',
+describe('an unexpected failure', () => {
+  // A clock that breaks on demand: the gateway's injected dependency failing in a way no typed error describes.
+  let broken = false;
+  const secret = 'clock failed at 10.0.0.7:6379 with sk-secret-key-123';
+  const now = () => {
+    if (broken) throw new TypeError(secret);
+    return Date.now();
+  };
+  const lines: string[] = [];
+  let stack: Stack;
+  beforeAll(async () => {
+    const sink = { write: (line: string) => void lines.push(line) };
+    stack = await startStack({ now, emulator: { queuedMs: 0, processingMs: 0 }, logger: createLogger('error', sink) });
+  });
+  afterAll(async () => {
+    broken = false;
+    await stack.stop();
+  });
+
+  it('reaches the client as INTERNAL_SERVER_ERROR with nothing of its details, and is logged', async () => {
+    const { data } = await stack.gql(`mutation { submitTask(input: { model: "m" }) { ... on BaseTask { id } } }`, {}, 'sk-mask');
+    const id = data.submitTask.id as string;
+    const read = `query($id: ID!) { task(id: $id) { __typename } }`;
+    // Finished at once: the terminal cache keeps it, and reading that cache asks the clock.
+    expect((await stack.gql(read, { id }, 'sk-mask')).data.task.__typename).toBe('CompletedTask');
+    broken = true;
+    const http = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, 'sk-mask');
+    const client = connectWs(stack.gatewayUrl, 'sk-mask');
+    const ws = await new Promise<any>((resolve, reject) => {
+      client.subscribe(
+        { query: `query($id: ID!) { task(id: $id) { __typename } }`, variables: { id } },
+        { next: resolve, error: reject, complete: () => undefined },
+      );
     });
-    expect(response.status).toBe(400);
-    const body = await response.text();
-    expect(body).not.toContain('node_modules');
+    await client.dispose();
+    broken = false;
+    for (const result of [http, ws]) {
+      expect(result.errors).toHaveLength(1);
+      expect(result.errors[0]).toMatchObject({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+      const text = JSON.stringify(result);
+      for (const leak of ['sk-secret-key-123', '10.0.0.7', 'TypeError', 'stack', 'at ']) expect(text).not.toContain(leak);
+    }
+    // The operator still learns what happened.
+    expect(lines.some((line) => line.includes('unexpected error') && line.includes('10.0.0.7'))).toBe(true);
   });
 });
