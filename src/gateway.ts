@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
+import { schema } from './executable-schema.ts';
 import type { ContextServices } from './graphql/context.ts';
-import { schema } from './graphql/executable-schema.ts';
 import { createExecutor } from './graphql/executor.ts';
 import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
@@ -80,7 +80,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
   };
   const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(services, logger),
+    graphql: createGraphQLHttpHandler(schema, services, logger),
     webhooks,
     metrics,
     logger,

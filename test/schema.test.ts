@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { printSortedSchema } from '../src/graphql/executable-schema.ts';
+import { printSortedSchema } from '../src/executable-schema.ts';
 
 describe('schema.graphql', () => {
   it('is the printed Pothos schema (run `npm run schema` after changing types)', () => {

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { schema } from '../src/graphql/executable-schema.ts';
+import { schema } from '../src/executable-schema.ts';
 import { createExecutor } from '../src/graphql/executor.ts';
 import { createTaskPoller } from '../src/pollers/task-poller.ts';
 import { createTasksClient } from '../src/upstream/tasks-client.ts';

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
 import { maskError } from './errors.ts';
-import { schema } from './executable-schema.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { costRules } from './limits.ts';
 
@@ -16,7 +16,7 @@ export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContex
  * key comes from the `Authorization` header; WebSocket operations take their
  * own path (`src/websocket-server.ts`) with the same schema, limits and masking.
  */
-export function createGraphQLHttpHandler(services: ContextServices, logger: Logger): GraphQLHttpHandler {
+export function createGraphQLHttpHandler(schema: GraphQLSchema, services: ContextServices, logger: Logger): GraphQLHttpHandler {
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);

@@ -1,7 +1,7 @@
 /**
  * The GraphQL types, one module each. Importing this registers them with the
  * builder; the root fields live in `src/resolvers/`, and
- * `src/graphql/executable-schema.ts` puts both together.
+ * `src/executable-schema.ts` puts both together.
  */
 import './scalars.ts';
 import './task.ts';

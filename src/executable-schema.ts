@@ -1,8 +1,8 @@
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
-import '../resolvers/query.ts';
-import '../resolvers/mutation.ts';
-import '../resolvers/subscription.ts';
-import { builder } from '../schema/index.ts';
+import './resolvers/query.ts';
+import './resolvers/mutation.ts';
+import './resolvers/subscription.ts';
+import { builder } from './schema/index.ts';
 
 /** The gateway's executable schema: the types of `schema/` with the root fields of `resolvers/`, built once. */
 export const schema: GraphQLSchema = builder.toSchema();
