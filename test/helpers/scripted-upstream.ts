@@ -92,8 +92,8 @@ export async function startScriptedUpstream(taskId = 'task-scripted'): Promise<S
     gets: () => gets,
     aborted: () => aborted,
     hold() {
-      let release = () => undefined as void;
-      held = new Promise((resolve) => {
+      let release!: () => void;
+      held = new Promise<void>((resolve) => {
         release = () => {
           held = null;
           resolve();

@@ -228,6 +228,7 @@ describe('the shared task poller', () => {
     }
     expect(watcher.ended()).toBe(true);
     expect(watcher.describe()).toEqual(['PROCESSING:1', 'PollTimeoutError']);
+    expect(watcher.events.at(-1)).toBeInstanceOf(PollTimeoutError);
     expect(clock.now() - startedAt).toBeGreaterThanOrEqual(10_000);
     expect(short.stats().loops).toBe(0);
     expect(scheduler.pending()).toEqual([]);
