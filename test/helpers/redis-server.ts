@@ -48,7 +48,7 @@ export async function startRedisServer(port: number): Promise<RedisServer> {
       if (!(await redisAnswers(url))) throw new Error(`redis-server did not start on port ${port}`);
     },
     async kill() {
-      if (!child || child.exitCode !== null) return;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
       await exited;
