@@ -5,40 +5,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Emulator } from '../src/emulator/emulator.ts';
 import { createManualClock, eventually } from './helpers/clock.ts';
 import { connectRedis, type RedisServer, startRedisServer } from './helpers/redis-server.ts';
-import { type Spawned, spawnEntry } from './helpers/spawn.ts';
+import { type Replica, startReplicas } from './helpers/replicas.ts';
 import { freePort, startEmulator } from './helpers/stack.ts';
 import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
 
 const KEY = 'sk-replicas';
 const keyHash = createHash('sha256').update(KEY).digest('hex');
-
-interface Replica {
-  process: Spawned;
-  url: string;
-  pid: number;
-}
-
-/** Starts gateway processes (`npm start`'s entry) sharing `redisUrl`, against `upstreamUrl`. */
-async function startReplicas(count: number, redisUrl: string, upstreamUrl: string, env: Record<string, string> = {}): Promise<Replica[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const port = await freePort();
-      const child = spawnEntry('src/main.ts', [], {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        UPSTREAM_URL: upstreamUrl,
-        REDIS_URL: redisUrl,
-        POLL_INTERVAL_MS: '200',
-        POLL_MAX_INTERVAL_MS: '200',
-        PUBLIC_URL: `http://127.0.0.1:${port}`,
-        ...env,
-      });
-      await child.waitFor(/redis coordination up/, 20_000);
-      await child.waitFor(/GraphiQL at/, 20_000);
-      return { process: child, url: `http://127.0.0.1:${port}`, pid: child.child.pid! };
-    }),
-  );
-}
 
 async function submit(replica: Replica): Promise<string> {
   const response = await fetch(`${replica.url}/graphql`, {
@@ -77,7 +49,7 @@ describe('three replicas sharing one poll loop per task through Redis', () => {
 
   beforeAll(async () => {
     emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
-    replicas = await startReplicas(3, inject('redisUrl'), emulator.url);
+    replicas = await startReplicas(3, { redisUrl: inject('redisUrl'), upstreamUrl: emulator.url });
     redis = connectRedis(inject('redisUrl'));
   }, 60_000);
   afterAll(async () => {
@@ -152,9 +124,10 @@ describe('webhooks behind a load balancer', () => {
   beforeAll(async () => {
     emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000, sweepIntervalMs: 3_600_000 });
     // Polling every minute: only the webhook can bring the change within the test.
-    replicas = await startReplicas(3, inject('redisUrl'), emulator.url, {
-      POLL_INTERVAL_MS: '60000',
-      POLL_MAX_INTERVAL_MS: '60000',
+    replicas = await startReplicas(3, {
+      redisUrl: inject('redisUrl'),
+      upstreamUrl: emulator.url,
+      env: { POLL_INTERVAL_MS: '60000', POLL_MAX_INTERVAL_MS: '60000' },
     });
   }, 60_000);
   afterAll(async () => {
@@ -190,7 +163,7 @@ describe('a Redis restart mid-task', () => {
   beforeAll(async () => {
     emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
     redisServer = await startRedisServer(await freePort());
-    replicas = await startReplicas(2, redisServer.url, emulator.url);
+    replicas = await startReplicas(2, { redisUrl: redisServer.url, upstreamUrl: emulator.url });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.dispose()));
