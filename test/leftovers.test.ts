@@ -5,7 +5,7 @@ describe('the leftovers registry of the test helpers', () => {
   let left = '';
 
   it('lets a test leave a fixture running', async () => {
-    left = (await startStandIn((_request, response) => response.end('up'))).url;
+    left = (await startStandIn((_request, response) => void response.end('up'))).url;
     expect(await (await fetch(left)).text()).toBe('up');
   });
 
