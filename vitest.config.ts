@@ -10,6 +10,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    // Disposes whatever fixture a failed test left behind (test/helpers/leftovers.ts).
+    setupFiles: ['test/helpers/leftovers-hooks.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Two cores: files run in parallel forks, each with its own servers on port 0.

@@ -2,9 +2,10 @@
  * The benchmark's client side, in its own process so that the gateway's
  * memory and CPU are measured alone. Driven over IPC by bench/run.ts.
  * Speaks graphql-transport-ws by hand on raw `ws` sockets: the cheapest
- * client there is, so the figures are the gateway's.
+ * client there is, so the figures are the gateway's; the query is the tests' (test/helpers/ws-client.ts).
  */
 import WebSocket from 'ws';
+import { WATCH } from '../test/helpers/ws-client.ts';
 
 type Command =
   | { type: 'open'; url: string; sockets: number; key: string | null; protocol: 'graphql-ws' | 'raw' }
@@ -28,7 +29,6 @@ let pending = new Set<string>();
 let onSettled: (() => void) | null = null;
 let taskIds: string[] = [];
 let serial = 0;
-const WATCH = 'subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id status progress } } }';
 
 function subscribeOne(socketIndex: number): void {
   const id = `soak-${socketIndex}-${serial++}`;
@@ -111,10 +111,9 @@ function subscribe(command: Extract<Command, { type: 'subscribe' }>) {
   seenIds.clear();
   wantedFirst = sockets.length * command.perSocket;
   onFirst = () => reply({ type: 'ready' });
-  const query = 'subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id status progress } } }';
   sockets.forEach((socket, s) => {
     for (let i = 0; i < command.perSocket; i++) {
-      socket.send(JSON.stringify({ id: `${s}-${i}`, type: 'subscribe', payload: { query, variables: { id: command.taskId } } }));
+      socket.send(JSON.stringify({ id: `${s}-${i}`, type: 'subscribe', payload: { query: WATCH, variables: { id: command.taskId } } }));
     }
   });
 }

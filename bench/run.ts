@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: figures for the shared poller, printed, never asserted.
+ * Its sections, numbered as printed (SECTIONS below):
  *  1. upstream GETs per poll interval for 1, 100, 1,000 and 10,000 subscribers,
  *     beside what polling per subscriber would cost;
- *  2. time from an upstream change (signalled by webhook) to the last of
+ *  2. memory per idle subscription in the gateway (heap + external), with 100
+ *     subscriptions sharing each socket;
+ *  3. time from an upstream change (signalled by webhook) to the last of
  *     10,000 subscribers receiving it, beside a raw `ws` broadcast of the same
  *     bytes to as many sockets from the same client process;
- *  3. memory per idle subscription in the gateway (heap + external), with 100
- *     subscriptions sharing each socket;
  *  4. a soak: 10,000 subscriptions held through 100,000 subscribe/unsubscribe
  *     cycles against an upstream that fails 2% of its answers, then memory
  *     against the baseline and the poll loops left.
@@ -14,24 +15,34 @@
  *     processes sharing their loops through Redis (REDIS_URL, default
  *     redis://127.0.0.1:6379; a redis-server is started when none answers).
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak` and `-- replicas` that section alone.
- * Clients run in a child process (bench/clients.ts) so the gateway is measured alone.
+ * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
+ * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
-import { readConfig } from '../src/config.ts';
-import { createEmulator } from '../src/emulator/emulator.ts';
-import { createGateway } from '../src/gateway.ts';
-import { createLogger } from '../src/logger.ts';
-import { redisAnswers } from '../test/helpers/redis-server.ts';
-import { freePort } from '../test/helpers/stack.ts';
+import { disposeLeftovers } from '../test/helpers/leftovers.ts';
+import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
+import { startReplicas } from '../test/helpers/replicas.ts';
+import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
 
 const KEY = 'sk-bench';
+const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
 const INTERVAL_MS = 250;
 const SOCKETS = 100;
 const ROUNDS = 7;
+/** The sections, in the order they print; each prints its number from here. */
+const SECTIONS = {
+  gets: 'Upstream GETs per poll interval',
+  memory: 'Memory per idle subscription (gateway process: heap + external + array buffers)',
+  latency: `Upstream change to the last of 10,000 subscribers (webhook), median of ${ROUNDS} rounds`,
+  soak: 'Soak: 10,000 subscriptions held',
+  replicas: 'Upstream GETs per poll interval for one task, replicas sharing loops through Redis',
+};
+const heading = (section: keyof typeof SECTIONS, detail = '') =>
+  console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
+const submit = async (stack: Stack) => (await stack.gql(SUBMIT, {}, KEY)).data.submitTask.id as string;
 const gc = (globalThis as { gc?: () => void }).gc;
 
 interface Clients {
@@ -72,28 +83,15 @@ const memory = () => {
 
 /** Section 4: the soak, on its own emulator (2% faults) and gateway. */
 async function soak() {
-  const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000, faultRate: 0.02, hangMs: 1_000 });
-  const upstreamUrl = await emulator.start();
-  const config = readConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    UPSTREAM_URL: upstreamUrl,
-    POLL_INTERVAL_MS: '200',
-    POLL_MAX_INTERVAL_MS: '500',
-    UPSTREAM_TIMEOUT_MS: '500',
+  const stack = await startStack({
+    emulator: { queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000, faultRate: 0.02, hangMs: 1_000 },
+    env: { POLL_INTERVAL_MS: '200', POLL_MAX_INTERVAL_MS: '500', UPSTREAM_TIMEOUT_MS: '500' },
   });
-  const gateway = createGateway({ config, upstreamUrl, logger: createLogger('silent') });
-  const url = await gateway.start();
-  const wsUrl = `${url.replace('http', 'ws')}/graphql`;
+  const { gateway } = stack;
+  const emulator = stack.emulator!;
+  const wsUrl = `${stack.gatewayUrl.replace('http', 'ws')}/graphql`;
   const taskIds: string[] = [];
-  for (let i = 0; i < 200; i++) {
-    const response = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }' }),
-    });
-    taskIds.push(((await response.json()) as any).data.submitTask.id);
-  }
+  for (let i = 0; i < 200; i++) taskIds.push(await submit(stack));
   const clients = await startClients();
   await clients.send({ type: 'open', url: wsUrl, sockets: SOCKETS, key: KEY, protocol: 'graphql-ws' }, 'opened');
   // Warm-up: one full hold and release, so the baseline includes what the first use allocates for good.
@@ -112,7 +110,7 @@ async function soak() {
   const seconds = (performance.now() - started) / 1000;
   await sleep(200);
   const after = memory();
-  console.log(`\n4. Soak: 10,000 subscriptions held, ${cycles.toLocaleString('en')} subscribe/unsubscribe cycles, 2% upstream faults`);
+  heading('soak', `, ${cycles.toLocaleString('en')} subscribe/unsubscribe cycles, 2% upstream faults`);
   console.log(
     `   held: ${held.subscribers.toLocaleString('en')} subscriptions on ${held.loops} loops; still ${during.subscribers.toLocaleString('en')} after the churn`,
   );
@@ -126,43 +124,33 @@ async function soak() {
   console.log(`   poll loops at the end: ${gateway.poller.stats().loops}; subscriptions: ${gateway.poller.stats().subscribers}`);
   await clients.send({ type: 'close' }, 'closed');
   clients.stop();
-  await gateway.stop();
-  await emulator.stop();
+  await stack.stop();
 }
 
-async function main() {
+/** Sections 1 to 3, on one emulator and gateway. */
+async function fanout() {
   // The benchmark sends the callback itself, at a known instant: the emulator's own sweep stays out of the way.
-  const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
-  const upstreamUrl = await emulator.start();
   const port = await freePort();
-  const config = readConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    UPSTREAM_URL: upstreamUrl,
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    POLL_INTERVAL_MS: String(INTERVAL_MS),
-    POLL_MAX_INTERVAL_MS: String(INTERVAL_MS),
+  const stack = await startStack({
+    emulator: { queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 },
+    env: {
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      POLL_INTERVAL_MS: String(INTERVAL_MS),
+      POLL_MAX_INTERVAL_MS: String(INTERVAL_MS),
+    },
   });
-  const gateway = createGateway({ config, upstreamUrl, logger: createLogger('silent') });
-  const url = await gateway.start();
-  const wsUrl = `${url.replace('http', 'ws')}/graphql`;
-  const submit = async () => {
-    const response = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }' }),
-    });
-    return ((await response.json()) as any).data.submitTask.id as string;
-  };
+  const { gateway } = stack;
+  const emulator = stack.emulator!;
+  const wsUrl = `${stack.gatewayUrl.replace('http', 'ws')}/graphql`;
 
-  console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets at most, poll interval ${INTERVAL_MS} ms)\n`);
-  console.log('1. Upstream GETs per poll interval');
+  heading('gets');
   console.log('   subscribers | gateway GETs/interval | per-subscriber polling GETs/interval');
   for (const subscribers of [1, 100, 1_000, 10_000]) {
     const clients = await startClients();
     const sockets = Math.min(SOCKETS, subscribers);
     await clients.send({ type: 'open', url: wsUrl, sockets, key: KEY, protocol: 'graphql-ws' }, 'opened');
-    const id = await submit();
+    const id = await submit(stack);
     await clients.send({ type: 'subscribe', taskId: id, perSocket: subscribers / sockets }, 'ready');
     const before = emulator.stats.gets.get(id) ?? 0;
     const windowMs = INTERVAL_MS * 20;
@@ -174,10 +162,10 @@ async function main() {
   }
   while (gateway.poller.stats().loops > 0) await sleep(10);
 
-  console.log('\n2. Memory per idle subscription (gateway process: heap + external + array buffers)');
+  heading('memory');
   const clients = await startClients();
   await clients.send({ type: 'open', url: wsUrl, sockets: SOCKETS, key: KEY, protocol: 'graphql-ws' }, 'opened');
-  const id = await submit();
+  const id = await submit(stack);
   await sleep(200);
   const baseline = memory();
   await clients.send({ type: 'subscribe', taskId: id, perSocket: 100 }, 'ready');
@@ -191,13 +179,13 @@ async function main() {
   await clients.send({ type: 'close' }, 'closed');
   clients.stop();
 
-  console.log(`\n3. Upstream change to the last of 10,000 subscribers (webhook), median of ${ROUNDS} rounds`);
+  heading('latency');
   const fanout = await startClients();
   await fanout.send({ type: 'open', url: wsUrl, sockets: SOCKETS, key: KEY, protocol: 'graphql-ws' }, 'opened');
   const gatewayRounds: Array<{ last: number; first: number }> = [];
   let sample = '';
   for (let round = 0; round < ROUNDS; round++) {
-    const taskId = await submit();
+    const taskId = await submit(stack);
     await fanout.send({ type: 'subscribe', taskId, perSocket: 100 }, 'ready');
     memory();
     const delivered = fanout.send({ type: 'expect', match: 'COMPLETED', count: 10_000 }, 'done');
@@ -241,53 +229,27 @@ async function main() {
     `   rounds (gateway / raw, ms): ${gatewayRounds.map((r, i) => `${r.last.toFixed(0)}/${rawRounds[i]!.last.toFixed(0)}`).join(', ')}`,
   );
 
-  await gateway.stop();
-  await emulator.stop();
+  await stack.stop();
 }
 
 /** Section 5: replicas sharing one loop through Redis. */
 async function replicas() {
   let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  let redisServer: ChildProcess | null = null;
-  if (!(await redisAnswers(redisUrl))) {
-    const port = await freePort();
-    redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    redisUrl = `redis://127.0.0.1:${port}`;
-    while (!(await redisAnswers(redisUrl))) await sleep(50);
-  }
-  const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
-  const upstreamUrl = await emulator.start();
-  console.log('\n5. Upstream GETs per poll interval for one task, replicas sharing loops through Redis');
+  const redisServer = (await redisAnswers(redisUrl)) ? null : await startRedisServer(await freePort());
+  redisUrl = redisServer?.url ?? redisUrl;
+  const emulator = await startEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
+  heading('replicas');
   console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own');
   for (const count of [1, 3]) {
-    const gateways = await Promise.all(
-      Array.from({ length: count }, async () => {
-        const port = await freePort();
-        const child = fork(new URL('../src/main.ts', import.meta.url).pathname, [], {
-          execArgv: ['--import', 'tsx'],
-          env: {
-            PATH: process.env.PATH,
-            PORT: String(port),
-            HOST: '127.0.0.1',
-            UPSTREAM_URL: upstreamUrl,
-            REDIS_URL: redisUrl,
-            POLL_INTERVAL_MS: String(INTERVAL_MS),
-            POLL_MAX_INTERVAL_MS: String(INTERVAL_MS),
-          },
-          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        });
-        let output = '';
-        child.stdout!.on('data', (chunk) => (output += chunk));
-        while (!output.includes('GraphiQL at') || !output.includes('redis coordination up')) await sleep(50);
-        return { child, url: `http://127.0.0.1:${port}` };
-      }),
-    );
+    const gateways = await startReplicas(count, {
+      redisUrl,
+      upstreamUrl: emulator.url,
+      env: { POLL_INTERVAL_MS: String(INTERVAL_MS), POLL_MAX_INTERVAL_MS: String(INTERVAL_MS) },
+    });
     const response = await fetch(`${gateways[0]!.url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }' }),
+      body: JSON.stringify({ query: SUBMIT }),
     });
     const id = ((await response.json()) as any).data.submitTask.id as string;
     const clients = await Promise.all(gateways.map(() => startClients()));
@@ -309,12 +271,12 @@ async function replicas() {
     );
     if (count > 1) {
       // Failover: kill the lease holder and time the gap until another replica polls.
-      const redis = new Redis(redisUrl);
+      const redis = connectRedis(redisUrl);
       const holder = await redis.get(`task-gateway:lease:${createHash('sha256').update(KEY).digest('hex')}:${id}`);
       redis.disconnect();
-      const victim = gateways.find((gateway) => holder?.includes(`:${gateway.child.pid}:`));
+      const victim = gateways.find((gateway) => holder?.includes(`:${gateway.pid}:`));
       if (victim) {
-        victim.child.kill('SIGKILL');
+        victim.process.child.kill('SIGKILL');
         const killedAt = performance.now();
         // A request already in flight may still land; the gap is until a survivor's first GET.
         await sleep(50);
@@ -326,19 +288,17 @@ async function replicas() {
       }
     }
     for (const client of clients) client.stop();
-    for (const gateway of gateways) gateway.child.kill('SIGTERM');
-    await Promise.all(
-      gateways
-        .filter((gateway) => gateway.child.exitCode === null && gateway.child.signalCode === null)
-        .map((gateway) => once(gateway.child, 'exit')),
-    );
+    await Promise.all(gateways.map((gateway) => gateway.process.stop()));
   }
   await emulator.stop();
-  redisServer?.kill();
+  await redisServer?.kill();
 }
 
 const only = process.argv[2];
-if (!only || only === 'fanout') await main();
+console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets at most, poll interval ${INTERVAL_MS} ms)`);
+if (!only || only === 'fanout') await fanout();
 if (!only || only === 'soak') await soak();
 if (!only || only === 'replicas') await replicas();
+// Whatever a section left running (a child, a server, a Redis client) goes now.
+await disposeLeftovers('file');
 process.exit(0);

@@ -1,44 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'graphql-ws';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
+import type { Emulator } from '../src/emulator/emulator.ts';
 import { createManualClock, eventually } from './helpers/clock.ts';
-import { type RedisServer, startRedisServer } from './helpers/redis-server.ts';
-import { type Spawned, spawnEntry } from './helpers/spawn.ts';
-import { freePort } from './helpers/stack.ts';
+import { connectRedis, type RedisServer, startRedisServer } from './helpers/redis-server.ts';
+import { type Replica, startReplicas } from './helpers/replicas.ts';
+import { freePort, startEmulator } from './helpers/stack.ts';
 import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
 
 const KEY = 'sk-replicas';
 const keyHash = createHash('sha256').update(KEY).digest('hex');
-
-interface Replica {
-  process: Spawned;
-  url: string;
-  pid: number;
-}
-
-/** Starts gateway processes (`npm start`'s entry) sharing `redisUrl`, against `upstreamUrl`. */
-async function startReplicas(count: number, redisUrl: string, upstreamUrl: string, env: Record<string, string> = {}): Promise<Replica[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const port = await freePort();
-      const child = spawnEntry('src/main.ts', [], {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        UPSTREAM_URL: upstreamUrl,
-        REDIS_URL: redisUrl,
-        POLL_INTERVAL_MS: '200',
-        POLL_MAX_INTERVAL_MS: '200',
-        PUBLIC_URL: `http://127.0.0.1:${port}`,
-        ...env,
-      });
-      await child.waitFor(/redis coordination up/, 20_000);
-      await child.waitFor(/GraphiQL at/, 20_000);
-      return { process: child, url: `http://127.0.0.1:${port}`, pid: child.child.pid! };
-    }),
-  );
-}
 
 async function submit(replica: Replica): Promise<string> {
   const response = await fetch(`${replica.url}/graphql`, {
@@ -58,6 +30,14 @@ function watchEverywhere(replicas: Replica[], id: string, count: number, clients
   });
 }
 
+/** Upstream GETs a replica has made so far (every outcome), as its /metrics counts them. */
+async function getsBy(replica: Replica): Promise<number> {
+  const text = await (await fetch(`${replica.url}/metrics`)).text();
+  let total = 0;
+  for (const [, value] of text.matchAll(/^task_gateway_upstream_requests_total\{endpoint="get"[^}]*\} (\d+)$/gm)) total += Number(value);
+  return total;
+}
+
 const terminal = (state: string) => /COMPLETED|FAILED|CANCELLED/.test(state);
 
 describe('three replicas sharing one poll loop per task through Redis', () => {
@@ -68,9 +48,9 @@ describe('three replicas sharing one poll loop per task through Redis', () => {
   const clients: Client[] = [];
 
   beforeAll(async () => {
-    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
-    replicas = await startReplicas(3, inject('redisUrl'), await emulator.start());
-    redis = new Redis(inject('redisUrl'));
+    emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
+    replicas = await startReplicas(3, { redisUrl: inject('redisUrl'), upstreamUrl: emulator.url });
+    redis = connectRedis(inject('redisUrl'));
   }, 60_000);
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.dispose()));
@@ -83,12 +63,16 @@ describe('three replicas sharing one poll loop per task through Redis', () => {
     const id = await submit(replicas[0]!);
     const watchers = watchEverywhere(replicas, id, 10, clients).flat();
     await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 10_000);
-    const before = emulator.stats.gets.get(id) ?? 0;
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const polls = (emulator.stats.gets.get(id) ?? 0) - before;
-    // One replica at 200 ms makes about 10 GETs in 2 s; three on their own would make about 30.
-    expect(polls).toBeGreaterThanOrEqual(5);
-    expect(polls).toBeLessThanOrEqual(14);
+    const upstreamGets = () => emulator.stats.gets.get(id) ?? 0;
+    const before = { upstream: upstreamGets(), byReplica: await Promise.all(replicas.map(getsBy)) };
+    // Ten polls of the task, however long the machine takes to make them.
+    await eventually(() => expect(upstreamGets() - before.upstream).toBeGreaterThanOrEqual(10), 10_000);
+    const seen = upstreamGets() - before.upstream;
+    const made = (await Promise.all(replicas.map(getsBy))).map((count, i) => count - before.byReplica[i]!);
+    // One replica (the lease holder) made every GET, one per interval; the other two made none, where on
+    // their own each would poll once per interval too. Its one poll at a time may still be in flight.
+    expect(made.filter((count) => count === 0)).toHaveLength(2);
+    expect(Math.max(...made)).toBeGreaterThanOrEqual(seen - 1);
     for (let step = 0; step < 5; step++) {
       clock.advance(1_000);
       await eventually(() => expect(new Set(watchers.map((w) => w.states().at(-1))).size).toBe(1), 10_000);
@@ -138,11 +122,12 @@ describe('webhooks behind a load balancer', () => {
   const clients: Client[] = [];
 
   beforeAll(async () => {
-    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000, sweepIntervalMs: 3_600_000 });
+    emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000, sweepIntervalMs: 3_600_000 });
     // Polling every minute: only the webhook can bring the change within the test.
-    replicas = await startReplicas(3, inject('redisUrl'), await emulator.start(), {
-      POLL_INTERVAL_MS: '60000',
-      POLL_MAX_INTERVAL_MS: '60000',
+    replicas = await startReplicas(3, {
+      redisUrl: inject('redisUrl'),
+      upstreamUrl: emulator.url,
+      env: { POLL_INTERVAL_MS: '60000', POLL_MAX_INTERVAL_MS: '60000' },
     });
   }, 60_000);
   afterAll(async () => {
@@ -176,9 +161,9 @@ describe('a Redis restart mid-task', () => {
   const clients: Client[] = [];
 
   beforeAll(async () => {
-    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
+    emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
     redisServer = await startRedisServer(await freePort());
-    replicas = await startReplicas(2, redisServer.url, await emulator.start());
+    replicas = await startReplicas(2, { redisUrl: redisServer.url, upstreamUrl: emulator.url });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.dispose()));

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { spawnEntry } from './helpers/spawn.ts';
+import { openSocket } from './helpers/ws-client.ts';
 
 describe('graceful shutdown', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
@@ -16,7 +16,7 @@ describe('graceful shutdown', () => {
       });
       const id = ((await submit.json()) as any).data.submitTask.id;
 
-      const socket = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+      const socket = openSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
       const messages: any[] = [];
       socket.on('message', (data) => messages.push(JSON.parse(data.toString())));
       await once(socket, 'open');

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { schema } from '../src/executable-schema.ts';
 import { createExecutor } from '../src/graphql/executor.ts';
@@ -9,6 +9,8 @@ import { createTaskPoller } from '../src/pollers/task-poller.ts';
 import { createTasksClient } from '../src/upstream/tasks-client.ts';
 import { createGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/websocket-server.ts';
 import { eventually } from './helpers/clock.ts';
+import { track } from './helpers/leftovers.ts';
+import { openSocket } from './helpers/ws-client.ts';
 
 describe('WebSocket keep-alive', () => {
   const httpServer = createServer();
@@ -16,7 +18,9 @@ describe('WebSocket keep-alive', () => {
   let url: string;
   beforeAll(async () => {
     const tasksClient = createTasksClient({ baseUrl: 'http://127.0.0.1:1/v1' });
+    track(() => tasksClient.close());
     const poller = createTaskPoller({ client: tasksClient });
+    track(() => poller.dispose());
     webSockets = createGraphQLWebSocketServer({
       httpServer,
       schema,
@@ -25,17 +29,17 @@ describe('WebSocket keep-alive', () => {
       keepAliveMs: 50,
     });
     webSockets.start();
+    track(async () => {
+      await webSockets.dispose();
+      await new Promise((resolve) => httpServer.close(resolve));
+    });
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
     url = `ws://127.0.0.1:${(httpServer.address() as AddressInfo).port}/graphql`;
   });
-  afterAll(async () => {
-    await webSockets.dispose();
-    httpServer.close();
-  });
 
   it('drops a socket that stops answering pings, and keeps one that answers', async () => {
-    const silent = new WebSocket(url, 'graphql-transport-ws', { autoPong: false });
-    const lively = new WebSocket(url, 'graphql-transport-ws');
+    const silent = openSocket(url, 'graphql-transport-ws', { autoPong: false });
+    const lively = openSocket(url, 'graphql-transport-ws');
     await Promise.all([once(silent, 'open'), once(lively, 'open')]);
     for (const socket of [silent, lively])
       socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer sk-alive' } }));

@@ -8,11 +8,12 @@ import { createClient as createWsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { readConfig } from '../../src/config.ts';
-import { createEmulator, type Emulator } from '../../src/emulator/emulator.ts';
+import type { Emulator } from '../../src/emulator/emulator.ts';
 import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createManualClock, eventually } from '../helpers/clock.ts';
-import { freePort, type Stack, startStack } from '../helpers/stack.ts';
+import { track } from '../helpers/leftovers.ts';
+import { freePort, type Stack, startEmulator, startStack } from '../helpers/stack.ts';
 
 const KEY = 'sk-clients';
 const WATCH = `subscription Watch($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id status progress } } }`;
@@ -51,6 +52,7 @@ describe('the clients frontends use', () => {
   it('works with Apollo Client: query over HTTP, subscription over its graphql-ws link', async () => {
     const id = await submit();
     const wsClient = createWsClient({ url: wsUrl(), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${KEY}` } });
+    track(() => wsClient.dispose());
     const http = new HttpLink({ uri: `${stack.gatewayUrl}/graphql`, headers: { authorization: `Bearer ${KEY}` } });
     const link = split(
       ({ query }) => {
@@ -96,6 +98,7 @@ describe('the clients frontends use', () => {
         },
       },
     });
+    track(() => wsClient.dispose());
     const urql = new UrqlClient({
       url: `${stack.gatewayUrl}/graphql`,
       fetchOptions: { headers: { authorization: `Bearer ${KEY}` } },
@@ -127,6 +130,7 @@ describe('the clients frontends use', () => {
   it('works with the graphql-sse client', async () => {
     const id = await submit();
     const sse = createSseClient({ url: `${stack.gatewayUrl}/graphql`, headers: { authorization: `Bearer ${KEY}` }, retryAttempts: 0 });
+    track(() => sse.dispose());
     const states: string[] = [];
     const done = (async () => {
       for await (const result of sse.iterate<any>({ query: WATCH, variables: { id } })) {
@@ -171,12 +175,14 @@ describe('graphql-ws reconnect across a server restart', () => {
       POLL_MAX_INTERVAL_MS: '40',
     });
     const gateway = createGateway({ config, upstreamUrl, now: clock.now, logger: createLogger('silent') });
+    const { stop } = gateway;
+    Object.assign(gateway, { stop: track(() => stop()) });
     await gateway.start();
     return gateway;
   };
   beforeAll(async () => {
-    emulator = createEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 2_000 });
-    upstreamUrl = await emulator.start();
+    emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 2_000 });
+    upstreamUrl = emulator.url;
     port = await freePort();
   });
   afterAll(() => emulator.stop());
@@ -198,6 +204,7 @@ describe('graphql-ws reconnect across a server restart', () => {
       retryWait: () => new Promise((resolve) => setTimeout(resolve, 50)),
       on: { connected: () => (connections += 1) },
     });
+    track(() => client.dispose());
     const states: string[] = [];
     let completed = false;
     client.subscribe<any>(

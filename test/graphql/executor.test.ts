@@ -1,15 +1,16 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parse } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmulator, type Emulator } from '../../src/emulator/emulator.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../../src/emulator/emulator.ts';
 import { schema } from '../../src/executable-schema.ts';
 import { createRequestContext } from '../../src/graphql/context.ts';
 import { createExecutor } from '../../src/graphql/executor.ts';
 import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
-import { type Stack, startStack } from '../helpers/stack.ts';
+import { track } from '../helpers/leftovers.ts';
+import { type Stack, startEmulator, startStack } from '../helpers/stack.ts';
 import { connectWs } from '../helpers/ws-client.ts';
 
 setFlagsFromString('--expose-gc');
@@ -83,14 +84,11 @@ describe('shared subscription executions', () => {
   let poller: TaskPoller;
   const credential = createCredential('sk-shared');
   beforeAll(async () => {
-    emulator = createEmulator({ queuedMs: 60_000 });
-    client = createTasksClient({ baseUrl: await emulator.start() });
+    emulator = await startEmulator({ queuedMs: 60_000 });
+    client = createTasksClient({ baseUrl: emulator.url });
+    track(() => client.close());
     poller = createTaskPoller({ client });
-  });
-  afterAll(async () => {
-    poller.dispose();
-    await client.close();
-    await emulator.stop();
+    track(() => poller.dispose());
   });
 
   // One parsed document, as the operation cache hands it to every subscriber that sends the same text.

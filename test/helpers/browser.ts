@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
+import { track } from './leftovers.ts';
 
 /** Debian's Chromium; `scripts/install-test-deps.sh` installs it. Never a downloaded browser. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -12,7 +13,7 @@ export async function launchChromium(): Promise<Browser> {
     throw new Error(`${CHROMIUM} is missing: run scripts/install-test-deps.sh (apt-get install chromium) before the browser tests.`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
       '--headless',
@@ -24,4 +25,6 @@ export async function launchChromium(): Promise<Browser> {
       '--no-first-run',
     ],
   });
+  track(() => browser.close());
+  return browser;
 }

@@ -73,3 +73,16 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_0
     }
   }
 }
+
+/** `promise`, or a rejection naming the bound if it has not settled within `timeoutMs` (a liveness bound, not a timing assertion). */
+export async function settlesWithin<T>(promise: Promise<T>, timeoutMs = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not settle within ${timeoutMs} ms (liveness bound)`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import { track } from './leftovers.ts';
 
 export interface RedisServer {
   url: string;
@@ -25,7 +26,14 @@ export async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-/** Starts `redis-server` (Debian's package) on `port`, keeping nothing on disk. */
+/** A Redis client for a test, registered with the leftovers (disconnected after the test or file). */
+export function connectRedis(url: string): Redis {
+  const client = new Redis(url);
+  track(() => client.disconnect());
+  return client;
+}
+
+/** Starts `redis-server` (Debian's package) on `port`, keeping nothing on disk; registered with the leftovers. */
 export async function startRedisServer(port: number): Promise<RedisServer> {
   let child: ChildProcess | null = null;
   const url = `redis://127.0.0.1:${port}`;
@@ -40,12 +48,13 @@ export async function startRedisServer(port: number): Promise<RedisServer> {
       if (!(await redisAnswers(url))) throw new Error(`redis-server did not start on port ${port}`);
     },
     async kill() {
-      if (!child || child.exitCode !== null) return;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
       await exited;
     },
   };
+  track(() => server.kill());
   await server.start();
   return server;
 }

@@ -15,6 +15,8 @@ export interface ScriptedUpstream extends StandIn {
   gets(): number;
   /** Requests whose client went away before an answer (aborted in flight). */
   aborted(): number;
+  /** Holds every GET's answer (chosen on arrival) until the returned function is called. */
+  hold(): () => void;
 }
 
 /** A stand-in upstream whose GET answers follow a script, for fault injection. */
@@ -22,7 +24,8 @@ export async function startScriptedUpstream(taskId = 'task-scripted'): Promise<S
   let answers: Answer[] = [{ status: 'queued', progress: 0 }];
   let gets = 0;
   let aborted = 0;
-  const standIn = await startStandIn((request: RecordedRequest, response: ServerResponse) => {
+  let held: Promise<void> | null = null;
+  const standIn = await startStandIn(async (request: RecordedRequest, response: ServerResponse) => {
     if (request.method === 'POST' && request.url.endsWith('/tasks')) {
       return json(response, 200, {
         task_id: taskId,
@@ -39,6 +42,7 @@ export async function startScriptedUpstream(taskId = 'task-scripted'): Promise<S
     response.on('close', () => {
       if (!response.writableFinished) aborted += 1;
     });
+    if (held) await held;
     if ('status' in answer) {
       return json(response, 200, {
         task_id: taskId,
@@ -87,5 +91,15 @@ export async function startScriptedUpstream(taskId = 'task-scripted'): Promise<S
     },
     gets: () => gets,
     aborted: () => aborted,
+    hold() {
+      let release!: () => void;
+      held = new Promise<void>((resolve) => {
+        release = () => {
+          held = null;
+          resolve();
+        };
+      });
+      return release;
+    },
   };
 }

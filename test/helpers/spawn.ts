@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { track } from './leftovers.ts';
 
 export interface Spawned {
   child: ChildProcess;
@@ -11,7 +12,7 @@ export interface Spawned {
   stop(): Promise<number | null>;
 }
 
-/** Runs a TypeScript entry point of this repo in its own Node process, through tsx. */
+/** Runs a TypeScript entry point of this repo in its own Node process, through tsx; registered with the leftovers. */
 export function spawnEntry(entry: string, args: string[] = [], env: Record<string, string> = {}): Spawned {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
@@ -22,6 +23,19 @@ export function spawnEntry(entry: string, args: string[] = [], env: Record<strin
   const reap = () => child.kill('SIGKILL');
   process.once('exit', reap);
   child.once('exit', () => process.off('exit', reap));
+  let exitCode: number | null = null;
+  const terminate = track(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      exitCode = child.exitCode;
+      return;
+    }
+    child.kill('SIGTERM');
+    [exitCode] = (await once(child, 'exit')) as [number | null];
+  });
+  const stop = async () => {
+    await terminate();
+    return exitCode;
+  };
   let text = '';
   child.stdout!.on('data', (chunk) => (text += chunk));
   child.stderr!.on('data', (chunk) => (text += chunk));
@@ -37,11 +51,6 @@ export function spawnEntry(entry: string, args: string[] = [], env: Record<strin
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const [code] = await once(child, 'exit');
-      return code as number | null;
-    },
+    stop,
   };
 }

@@ -3,6 +3,7 @@ import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/e
 import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import type { Scheduler } from '../../src/pollers/scheduler.ts';
+import { track } from './leftovers.ts';
 
 export interface GraphQLResponse<T = any> {
   data?: T;
@@ -31,10 +32,19 @@ export interface StackOptions {
   logger?: Logger;
 }
 
-/** Starts an emulator (unless `upstreamUrl` is given) and a gateway, both on port 0. */
+/** Starts an emulator on port 0, registered with the leftovers (`stop()` runs once). */
+export async function startEmulator(options?: EmulatorOptions): Promise<Emulator> {
+  const emulator = createEmulator(options);
+  const { stop: close } = emulator;
+  const stop = track(() => close());
+  await emulator.start();
+  return Object.assign(emulator, { stop });
+}
+
+/** Starts an emulator (unless `upstreamUrl` is given) and a gateway, both on port 0, registered with the leftovers. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const emulator = options.upstreamUrl ? null : createEmulator(options.emulator);
-  const upstreamUrl = options.upstreamUrl ?? (await emulator!.start());
+  const emulator = options.upstreamUrl ? null : await startEmulator(options.emulator);
+  const upstreamUrl = options.upstreamUrl ?? emulator!.url;
   const config: Config = readConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, ...options.env });
   const gateway = createGateway({
     config,
@@ -44,6 +54,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     random: options.random,
     logger: options.logger ?? createLogger('silent'),
   });
+  const stopGateway = track(() => gateway.stop());
   const gatewayUrl = await gateway.start();
   return {
     gatewayUrl,
@@ -62,7 +73,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       return (await response.json()) as GraphQLResponse;
     },
     async stop() {
-      await gateway.stop();
+      await stopGateway();
       await emulator?.stop();
     },
   };

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { track } from './leftovers.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -18,7 +19,8 @@ export interface StandIn {
 
 /**
  * A small local HTTP server standing in for the upstream where a test must
- * inject a fault the emulator does not produce. It records every request.
+ * inject a fault the emulator does not produce. It records every request, and
+ * is registered with the leftovers.
  */
 export async function startStandIn(
   handler: (request: RecordedRequest, response: ServerResponse) => void | Promise<void>,
@@ -41,16 +43,13 @@ export async function startStandIn(
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  const stop = track(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    requests,
-    async stop() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { url: `http://127.0.0.1:${port}/v1`, requests, stop };
 }
 
 /** Answers JSON. */

@@ -1,15 +1,25 @@
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { track } from './leftovers.ts';
 
-/** A graphql-ws client over a real socket to the gateway, carrying `key` in connectionParams. */
+/** A graphql-ws client over a real socket to the gateway, carrying `key` in connectionParams; registered with the leftovers. */
 export function connectWs(gatewayUrl: string, key: string | null, options: { retryAttempts?: number } = {}): Client {
-  return createClient({
+  const client = createClient({
     url: `${gatewayUrl.replace(/^http/, 'ws')}/graphql`,
     webSocketImpl: WebSocket,
     connectionParams: key ? { authorization: `Bearer ${key}` } : {},
     retryAttempts: options.retryAttempts ?? 0,
     lazy: true,
   });
+  track(() => client.dispose());
+  return client;
+}
+
+/** A raw WebSocket to `url`, registered with the leftovers (terminated after the test or file). */
+export function openSocket(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions): WebSocket {
+  const socket = new WebSocket(url, protocols, options);
+  track(() => socket.terminate());
+  return socket;
 }
 
 /** One subscription's record: every result, whether it completed, and how to leave. */

@@ -6,6 +6,7 @@ import { PollTimeoutError, TaskNotFoundError, UnauthenticatedError } from '../..
 import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
 import { createManualClock, createManualScheduler, eventually, type ManualScheduler } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
 import { type ScriptedUpstream, startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 
 const ID = 'task-scripted';
@@ -34,6 +35,7 @@ describe('the shared task poller', () => {
     upstream = await startScriptedUpstream(ID);
     client = createTasksClient({ baseUrl: upstream.url, timeoutMs: 300, now: clock.now });
     scheduler = createManualScheduler(clock);
+    track(() => client.close());
     poller = createTaskPoller({
       client,
       now: clock.now,
@@ -44,11 +46,7 @@ describe('the shared task poller', () => {
       timeoutMs: 600_000,
     });
   });
-  afterEach(async () => {
-    poller.dispose();
-    await client.close();
-    await upstream.stop();
-  });
+  afterEach(() => poller.dispose());
 
   /** Fires the next poll and waits until its request has been answered and handled. */
   async function tick() {
@@ -109,15 +107,21 @@ describe('the shared task poller', () => {
   });
 
   it('spreads loops with jitter so they do not poll in step', async () => {
-    const randoms = [0, 0.99];
-    const jittered = createTaskPoller({ client, now: clock.now, scheduler, random: () => randoms.shift() ?? 0.5 });
-    collect(jittered.subscribe(alice, ID));
-    await eventually(() => expect(scheduler.pending()).toHaveLength(1));
-    const [delay] = scheduler.pending();
-    expect(delay).toBeGreaterThanOrEqual(1_800);
-    expect(delay).toBeLessThanOrEqual(2_200);
-    expect(delay).not.toBe(2_000);
-    jittered.dispose();
+    // A spread of random draws, one per loop's schedule: as Math.random would, but repeatable.
+    let draw = 0;
+    const jittered = createTaskPoller({ client, now: clock.now, scheduler, random: () => ((draw++ * 0.618_034) % 1) * 0.999 });
+    track(() => jittered.dispose());
+    const loops = 20;
+    for (let i = 0; i < loops; i++) collect(jittered.subscribe(createCredential(`sk-jitter-${i}`), ID));
+    await eventually(() => expect(scheduler.pending()).toHaveLength(loops));
+    const delays = scheduler.pending();
+    for (const delay of delays) {
+      expect(delay).toBeGreaterThanOrEqual(1_800);
+      expect(delay).toBeLessThanOrEqual(2_200);
+    }
+    // Started together, yet no two loops poll at the same instant, and they cover most of the ±10 % band.
+    expect(new Set(delays).size).toBe(loops);
+    expect(Math.max(...delays) - Math.min(...delays)).toBeGreaterThan(300);
   });
 
   it('shares one fetch between every watcher and reader that asks at once', async () => {
@@ -212,15 +216,22 @@ describe('the shared task poller', () => {
 
   it('ends the watch with PollTimeoutError when the task outlives the poll timeout', async () => {
     const short = createTaskPoller({ client, now: clock.now, scheduler, random: () => 0.5, timeoutMs: 10_000 });
+    track(() => short.dispose());
+    const startedAt = clock.now();
     upstream.script({ status: 'processing', progress: 1 });
     const watcher = collect(short.subscribe(alice, ID));
     await eventually(() => expect(watcher.events).toHaveLength(1));
-    while (!watcher.ended()) {
-      scheduler.runNext();
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    // Polls at 2 s, 5 s, 9.5 s and 14.5 s (the interval stretches): the last one finds the loop too old.
+    for (let polls = 0; polls < 10 && !watcher.ended(); polls++) {
+      expect(scheduler.runNext()).toBe(true);
+      await eventually(() => expect(watcher.ended() || scheduler.pending().length === 1).toBe(true));
     }
+    expect(watcher.ended()).toBe(true);
+    expect(watcher.describe()).toEqual(['PROCESSING:1', 'PollTimeoutError']);
     expect(watcher.events.at(-1)).toBeInstanceOf(PollTimeoutError);
+    expect(clock.now() - startedAt).toBeGreaterThanOrEqual(10_000);
     expect(short.stats().loops).toBe(0);
+    expect(scheduler.pending()).toEqual([]);
   });
 
   it('holds at most one pending state for a slow watcher, without delaying the others', async () => {
@@ -245,10 +256,23 @@ describe('the shared task poller', () => {
     upstream.script({ status: 'queued' });
     const watcher = collect(poller.subscribe(alice, ID));
     await eventually(() => expect(watcher.events).toHaveLength(1));
-    upstream.script({ status: 'completed' });
+    // At once: the nudge polls with no timer firing.
+    upstream.script({ status: 'processing', progress: 10 });
     expect(poller.nudge(alice, ID)).toBe(true);
+    await eventually(() => expect(watcher.describe()).toEqual(['QUEUED:0', 'PROCESSING:10']));
+    expect(upstream.gets()).toBe(2);
+    // A nudge while a request is in flight: that request's answer is already old, so the loop reads again when it ends.
+    const release = upstream.hold();
+    upstream.script({ status: 'processing', progress: 20 }, { status: 'completed' });
+    expect(poller.nudge(alice, ID)).toBe(true);
+    await eventually(() => expect(upstream.gets()).toBe(3));
+    expect(poller.stats().inflight).toBe(1);
+    expect(poller.nudge(alice, ID)).toBe(true);
+    release();
+    await eventually(() => expect(watcher.describe()).toEqual(['QUEUED:0', 'PROCESSING:10', 'PROCESSING:20', 'COMPLETED:100']));
     await watcher.done;
-    expect(watcher.describe()).toEqual(['QUEUED:0', 'COMPLETED:100']);
+    // One request for the nudges that came during the first, not one each.
+    expect(upstream.gets()).toBe(4);
     expect(poller.nudge(alice, 'task-nobody-watches')).toBe(false);
   });
 
@@ -267,6 +291,7 @@ describe('the shared task poller', () => {
 
   it('bounds the upstream requests in flight over all loops', async () => {
     const bounded = createTaskPoller({ client, now: clock.now, scheduler, maxConcurrentRequests: 3 });
+    track(() => bounded.dispose());
     upstream.script({ fault: 'hang' });
     for (let i = 0; i < 10; i++) collect(bounded.subscribe(alice, `task-${i}`));
     await eventually(() => expect(upstream.gets()).toBe(3));

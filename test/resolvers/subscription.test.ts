@@ -2,6 +2,7 @@ import { createClient as createSseClient } from 'graphql-sse';
 import type { Client } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
 
@@ -87,6 +88,7 @@ describe('taskUpdated on the shared poller', () => {
   it('delivers the same states over SSE, from the same loop as WebSocket watchers', async () => {
     const id = await submit();
     const sse = createSseClient({ url: `${stack.gatewayUrl}/graphql`, headers: { authorization: `Bearer ${ALICE}` }, retryAttempts: 0 });
+    track(() => sse.dispose());
     const sseStates: string[] = [];
     let sseDone = false;
     sse.subscribe(

@@ -26,6 +26,9 @@ describe('typed upstream failures as GraphQL errors', () => {
   beforeAll(async () => {
     standIn = await startStandIn((request, response) => {
       const id = decodeURIComponent(request.url.split('/')[3] ?? '');
+      if (id.startsWith('task-ok-')) {
+        return json(response, 200, { task_id: id, status: 'processing', model: 'm', progress: 40, created_at: 1_720_000_000 });
+      }
       faults[id]?.(response);
     });
     stack = await startStack({ upstreamUrl: standIn.url, env: { UPSTREAM_TIMEOUT_MS: '300' } });
@@ -62,11 +65,16 @@ describe('typed upstream failures as GraphQL errors', () => {
   });
 
   it('keeps one failing entry of tasks from failing the others', async () => {
-    const { data, errors } = await stack.gql(`{ tasks(ids: ["task-500", "task-401"]) { __typename } }`, {}, 'sk-a');
-    expect(data.tasks).toEqual([null, null]);
+    const { data, errors } = await stack.gql(
+      `{ tasks(ids: ["task-ok-1", "task-500", "task-ok-2", "task-401", "task-ok-3"]) { __typename ... on BaseTask { id status progress } } }`,
+      {},
+      'sk-a',
+    );
+    const healthy = (id: string) => ({ __typename: 'ProcessingTask', id, status: 'PROCESSING', progress: 40 });
+    expect(data.tasks).toEqual([healthy('task-ok-1'), null, healthy('task-ok-2'), null, healthy('task-ok-3')]);
     expect(errors!.map((error) => [error.path, error.extensions?.code])).toEqual([
-      [['tasks', 0], 'UPSTREAM_UNAVAILABLE'],
-      [['tasks', 1], 'UNAUTHENTICATED'],
+      [['tasks', 1], 'UPSTREAM_UNAVAILABLE'],
+      [['tasks', 3], 'UNAUTHENTICATED'],
     ]);
   });
 });

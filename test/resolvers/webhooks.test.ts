@@ -135,7 +135,13 @@ describe('webhook callbacks as untrusted hints', () => {
     await eventually(() => expect(watcher.completed).toBe(true));
     expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null', 'CompletedTask:COMPLETED:100']);
     // Later callbacks for a finished task cost nothing and change nothing.
+    const getsBefore = gets;
+    const seen = watcher.results.length;
     const after = await fetch(callbackUrl, { method: 'POST', body: '{}' });
     expect(after.status).toBe(202);
+    // The gateway acts on a callback in the turn that sends its 202: a re-read it began would be in flight now, or counted.
+    expect(stack.gateway.poller.stats()).toMatchObject({ inflight: 0, loops: 0, subscribers: 0 });
+    expect(gets).toBe(getsBefore);
+    expect(watcher.results).toHaveLength(seen);
   });
 });

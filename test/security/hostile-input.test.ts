@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { createCredential } from '../../src/upstream/credential.ts';
 import { createTasksClient } from '../../src/upstream/tasks-client.ts';
+import { track } from '../helpers/leftovers.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
+import { openSocket } from '../helpers/ws-client.ts';
 
 const allowedPath = /^\/v1\/tasks\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/cancel)?$/;
 
@@ -74,6 +75,7 @@ describe('hostile input', () => {
 
   it('keeps the client itself to those paths, for any id', async () => {
     const client = createTasksClient({ baseUrl: upstream.url });
+    track(() => client.close());
     const key = createCredential('sk-hostile');
     await fc.assert(
       fc.asyncProperty(hostileId, async (id) => {
@@ -84,7 +86,6 @@ describe('hostile input', () => {
       }),
       { numRuns: 300 },
     );
-    await client.close();
   });
 
   it('refuses operations that would fan out into hundreds of upstream calls', async () => {
@@ -149,7 +150,7 @@ describe('hostile input', () => {
   it('closes only the socket that sends a malformed WebSocket message', async () => {
     const url = `${stack.gatewayUrl.replace('http', 'ws')}/graphql`;
     const open = async () => {
-      const socket = new WebSocket(url, 'graphql-transport-ws');
+      const socket = openSocket(url, 'graphql-transport-ws');
       await new Promise((resolve) => socket.once('open', resolve));
       socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer sk-ws' } }));
       await new Promise((resolve) => socket.once('message', resolve));
@@ -167,7 +168,7 @@ describe('hostile input', () => {
   });
 
   it('closes a socket that never sends connection_init', async () => {
-    const socket = new WebSocket(`${stack.gatewayUrl.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+    const socket = openSocket(`${stack.gatewayUrl.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
     const code = await new Promise<number>((resolve) => socket.once('close', (closeCode) => resolve(closeCode)));
     expect(code).toBe(4408);
   });

@@ -4,6 +4,7 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { eventually } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
 import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
 import { connectWs, watch } from '../helpers/ws-client.ts';
@@ -80,6 +81,7 @@ describe('isolation between keys, on every surface', () => {
     const intruderWatch = watch(intruder, id);
     const sseStates: unknown[] = [];
     const sse = createSseClient({ url: `${stack.gatewayUrl}/graphql`, headers: { authorization: `Bearer ${bob}` }, retryAttempts: 0 });
+    track(() => sse.dispose());
     sse.subscribe(
       { query: `subscription($id: ID!) { taskUpdated(id: $id) { __typename } }`, variables: { id } },
       { next: (r) => sseStates.push(r), error: (e) => sseStates.push(String(e)), complete: () => undefined },

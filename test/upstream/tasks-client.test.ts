@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCredential } from '../../src/upstream/credential.ts';
 import {
   BadRequestError,
@@ -13,6 +13,8 @@ import {
   UpstreamUnavailableError,
 } from '../../src/upstream/errors.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
+import { eventually, settlesWithin } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
 import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
 
 const key = createCredential('sk-client-test');
@@ -20,14 +22,11 @@ const task = { task_id: 'task-1', status: 'queued', model: 'm', action: 'generat
 let standIn: StandIn;
 let client: TasksClient;
 
-afterEach(async () => {
-  await client?.close();
-  await standIn?.stop();
-});
-
+/** A stand-in answering with `handler`, and a client of it (both disposed after the test). */
 async function against(handler: Parameters<typeof startStandIn>[0], timeoutMs = 2_000) {
   standIn = await startStandIn(handler);
   client = createTasksClient({ baseUrl: standIn.url, timeoutMs, now: () => 1_720_000_000_000 });
+  track(() => client.close());
 }
 
 describe('tasks client', () => {
@@ -121,10 +120,16 @@ describe('tasks client', () => {
   });
 
   it('gives up on a server that never answers within the deadline', async () => {
-    await against(() => undefined, 300);
-    const started = Date.now();
-    await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamTimeoutError);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    let hungUp = false;
+    await against((_request, response) => {
+      response.on('close', () => {
+        hungUp = !response.writableFinished;
+      });
+    }, 300);
+    // A 300 ms deadline against a 5 s liveness bound; without a deadline the request would wait for ever.
+    await expect(settlesWithin(client.getTask('task-1', key), 5_000)).rejects.toBeInstanceOf(UpstreamTimeoutError);
+    // Giving up closes the request: the server sees its client go.
+    await eventually(() => expect(hungUp).toBe(true));
   });
 
   it('types a reset connection and a refused one as unavailable', async () => {
@@ -135,9 +140,8 @@ describe('tasks client', () => {
     const url = standIn.url;
     await standIn.stop();
     const refused = createTasksClient({ baseUrl: url, timeoutMs: 2_000 });
+    track(() => refused.close());
     await expect(refused.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamUnavailableError);
-    await refused.close();
-    standIn = await startStandIn(() => undefined);
   });
 
   it('refuses an answer larger than its body limit', async () => {

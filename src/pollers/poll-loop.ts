@@ -1,0 +1,272 @@
+import type { Credential } from '../upstream/credential.ts';
+import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
+import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
+import type { LoopCoordinator } from './loop-coordinator.ts';
+import { type BackoffOptions, type Scheduler, withJitter } from './scheduler.ts';
+import { differs, isBackwards } from './task-changes.ts';
+import type { TaskSink } from './task-sink.ts';
+
+export interface PollLoopOptions {
+  /** The loop's key, `<credential hash>:<task id>`. */
+  key: string;
+  credential: Credential;
+  taskId: string;
+  /** One upstream GET of the task (the poller's, through its concurrency limit). */
+  fetch: (credential: Credential, taskId: string, signal: AbortSignal) => Promise<TaskSnapshot>;
+  coordinator: LoopCoordinator;
+  /** First and shortest poll interval, in ms; snapped back to on every change. */
+  intervalMs: number;
+  /** Longest interval while nothing changes, in ms. */
+  maxIntervalMs: number;
+  /** Age (ms) at which the loop ends its watchers with `PollTimeoutError`. */
+  timeoutMs: number;
+  /** Longest back-off after transient faults, in ms. */
+  maxBackoffMs: number;
+  /** Interval jitter, as a ratio (0.1: ±10 %). */
+  jitter: number;
+  /** Delay (ms) before retry `attempt` after a transient fault. */
+  backoff: (attempt: number, options: BackoffOptions) => number;
+  scheduler: Scheduler;
+  now: () => number;
+  random: () => number;
+  /** Told how many watchers each new state was handed to. */
+  onFanOut?: (subscribers: number) => void;
+  /** Told the terminal state, once, just before the loop stops. */
+  onTerminal: (snapshot: TaskSnapshot) => void;
+  /** Told once when the loop has stopped, for whatever reason. */
+  onStopped: () => void;
+}
+
+/** One (credential, task) watched by this process: one poll at a time, its watchers, its pace. */
+export interface PollLoop {
+  /** Adds a watcher: it gets the last state when that is fresh (or the loop backs off), else the next poll's. */
+  add(sink: TaskSink): void;
+  /** Removes a watcher; the last one leaving stops the loop and aborts its request. */
+  remove(sink: TaskSink): void;
+  /** Polls at once; `force` polls even where another process holds the loop (a webhook said the task changed). */
+  pollNow(force?: boolean): void;
+  /** The last state, if it is no older than the current interval; else null. */
+  fresh(): TaskSnapshot | null;
+  /** The result of the request in flight, null when there is none; resolves to null if the loop stops first. */
+  inflight(): Promise<TaskSnapshot | null> | null;
+  /** Shares a snapshot fetched outside the loop with every process in it (this one included). */
+  publish(snapshot: TaskSnapshot): void;
+  /** Watchers now. */
+  watchers(): number;
+  /** Stops the loop, completing its watchers. */
+  dispose(): void;
+}
+
+/** The reason a loop's request is aborted with when the loop stops. */
+const loopStopped = new Error('poll loop stopped');
+
+/** Starts one loop; it polls when its first watcher is added and stops when the last leaves or the task ends. */
+export function createPollLoop(options: PollLoopOptions): PollLoop {
+  const {
+    key,
+    credential,
+    taskId,
+    fetch,
+    coordinator,
+    intervalMs, // ms
+    maxIntervalMs, // ms
+    timeoutMs, // ms
+    maxBackoffMs, // ms
+    jitter, // ratio
+    backoff,
+    scheduler,
+    now,
+    random,
+    onFanOut,
+    onTerminal,
+    onStopped,
+  } = options;
+  const sinks = new Set<TaskSink>();
+  /** Watchers that have not received their first state yet. */
+  const unprimed = new Set<TaskSink>();
+  const startedAt = now();
+  let latest: TaskSnapshot | null = null;
+  let latestAt = 0;
+  let currentIntervalMs = intervalMs;
+  let failures = 0;
+  let timer: unknown = null;
+  let request: { promise: Promise<TaskSnapshot>; controller: AbortController } | null = null;
+  /** `polling`: asking the coordinator or fetching; at most one poll at a time. */
+  let phase: 'idle' | 'polling' | 'stopped' = 'idle';
+  /** A webhook arrived while a poll was under way: poll again as soon as it ends. */
+  let pollAgain = false;
+  /** Whether the coordinator was asked for a shared snapshot to start from. */
+  let askedInitial = false;
+  // A function, not a narrowed variable: `stop()` may run during any await.
+  const stopped = () => phase === 'stopped';
+
+  const membership = coordinator.join(
+    key,
+    (snapshot) => accept(snapshot),
+    // A webhook reached another process: the lease holder re-reads now.
+    () => pollNow(),
+  );
+
+  function schedule(delayMs: number): void {
+    if (stopped()) return;
+    scheduler.clearTimeout(timer);
+    timer = scheduler.setTimeout(() => void poll(), withJitter(delayMs, jitter, random));
+  }
+
+  function pollNow(force = false): void {
+    if (phase === 'polling') {
+      pollAgain = true;
+      return;
+    }
+    scheduler.clearTimeout(timer);
+    timer = null;
+    void poll(force);
+  }
+
+  async function poll(force = false): Promise<void> {
+    timer = null;
+    if (phase !== 'idle') return;
+    phase = 'polling';
+    try {
+      await pollOnce(force);
+    } finally {
+      if (phase === 'polling') phase = 'idle';
+    }
+    if (pollAgain && phase === 'idle') {
+      pollAgain = false;
+      pollNow(true);
+    }
+  }
+
+  async function pollOnce(force: boolean): Promise<void> {
+    if (now() - startedAt >= timeoutMs) {
+      return end(new PollTimeoutError(`The task did not end within ${timeoutMs} ms of watching.`));
+    }
+    if (!askedInitial) {
+      // Another process may have the state already: start from it, with no upstream call.
+      askedInitial = true;
+      const shared = await membership.initial();
+      if (stopped()) return;
+      if (shared) {
+        accept(shared);
+        return schedule(currentIntervalMs);
+      }
+    }
+    if (!force && !(await membership.mayPoll())) return schedule(currentIntervalMs);
+    if (stopped()) return;
+    const controller = new AbortController();
+    request = { promise: fetch(credential, taskId, controller.signal), controller };
+    let snapshot: TaskSnapshot;
+    try {
+      snapshot = await request.promise;
+    } catch (error) {
+      request = null;
+      if (!stopped()) fault(error);
+      return;
+    } finally {
+      request = null;
+    }
+    if (stopped()) return;
+    if (failures > 0) {
+      // Recovered: back to the normal pace at once.
+      failures = 0;
+      currentIntervalMs = intervalMs;
+    }
+    membership.publish(snapshot);
+    if (stopped() || pollAgain) return;
+    schedule(currentIntervalMs);
+  }
+
+  /** Takes a snapshot found by any process: delivers it if it is a change and not a step back. */
+  function accept(snapshot: TaskSnapshot): void {
+    if (stopped()) return;
+    const previous = latest;
+    latestAt = now();
+    const changed = previous === null || (!isBackwards(previous, snapshot) && differs(previous, snapshot));
+    if (changed) latest = snapshot;
+    const current = latest!;
+    const final = isTerminal(current.status);
+    let handed = 0;
+    for (const sink of sinks) {
+      if (changed || unprimed.has(sink)) {
+        sink.push(current, final);
+        handed += 1;
+      }
+    }
+    if (handed > 0) onFanOut?.(handed);
+    unprimed.clear();
+    currentIntervalMs = changed ? intervalMs : Math.min(maxIntervalMs, Math.round(currentIntervalMs * 1.5));
+    if (final) {
+      onTerminal(current);
+      stop();
+    }
+  }
+
+  function fault(caught: unknown): void {
+    const error = caught instanceof UpstreamError ? caught : new UpstreamUnavailableError('The upstream request failed.');
+    if (!error.transient) {
+      end(error);
+      return;
+    }
+    failures += 1;
+    const waitMs =
+      error instanceof RateLimitedError && error.retryAfterMs !== null
+        ? Math.max(error.retryAfterMs, intervalMs)
+        : backoff(failures, { baseMs: intervalMs, maxMs: maxBackoffMs, random });
+    scheduler.clearTimeout(timer);
+    // No jitter on top: the back-off has its own, and Retry-After is a floor.
+    timer = scheduler.setTimeout(() => void poll(), waitMs);
+  }
+
+  /** Ends every watcher with `error` and stops the loop. */
+  function end(error: UpstreamError): void {
+    for (const sink of sinks) sink.push(error, true);
+    stop();
+  }
+
+  function stop(): void {
+    if (stopped()) return;
+    phase = 'stopped';
+    scheduler.clearTimeout(timer);
+    timer = null;
+    request?.controller.abort(loopStopped);
+    membership.leave();
+    sinks.clear();
+    unprimed.clear();
+    onStopped();
+  }
+
+  return {
+    add(sink) {
+      sinks.add(sink);
+      const isFresh = latest !== null && now() - latestAt <= currentIntervalMs;
+      // While the loop backs off, its last state is the best there is: no extra request.
+      if (latest && (isFresh || failures > 0)) sink.push(latest, false);
+      else {
+        unprimed.add(sink);
+        if (phase === 'idle' && failures === 0) pollNow();
+      }
+    },
+    remove(sink) {
+      if (stopped()) return;
+      sinks.delete(sink);
+      unprimed.delete(sink);
+      if (sinks.size === 0) stop();
+    },
+    pollNow,
+    fresh: () => (latest && now() - latestAt <= currentIntervalMs ? latest : null),
+    inflight() {
+      if (!request) return null;
+      return request.promise.catch((error) => {
+        if (error === loopStopped) return null;
+        throw error;
+      });
+    },
+    publish: (snapshot) => membership.publish(snapshot),
+    watchers: () => sinks.size,
+    dispose() {
+      for (const sink of sinks) void sink.return?.();
+      stop();
+    },
+  };
+}
