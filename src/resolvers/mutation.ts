@@ -65,8 +65,9 @@ builder.mutationType({
         const credential = context.credential();
         // The cancel, then one GET for the task's state either way.
         context.spendUpstream(2);
+        let outcome: Awaited<ReturnType<typeof context.tasksClient.cancelTask>>;
         try {
-          await context.tasksClient.cancelTask(id, credential);
+          outcome = await context.tasksClient.cancelTask(id, credential);
         } catch (error) {
           if (error instanceof TaskNotFoundError) return { kind: 'TaskNotFoundError', id, message: error.message } as const;
           if (!(error instanceof TaskNotCancellableError)) throw error;
@@ -78,7 +79,7 @@ builder.mutationType({
         if (task.status !== TaskStatus.CANCELLED) {
           return { kind: 'TaskNotCancellableError', message: new TaskNotCancellableError(id).message, task } as const;
         }
-        return task;
+        return { ...task, refundedCost: outcome.refundedQuota ?? task.refundedCost };
       },
     }),
   }),
