@@ -5,6 +5,8 @@ import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
+import { MAX_TASKS_PER_SUBSCRIPTION } from './resolvers/subscription.ts';
+import { subscriptionWeight } from './subscription-weight.ts';
 import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 
@@ -16,7 +18,7 @@ export interface WebSocketServerOptions {
   services: ContextServices;
   /** The path upgrades are accepted on. Default `/graphql`. */
   path?: string;
-  /** Subscriptions one socket may hold. Default 100. */
+  /** Subscriptions one socket may hold; `tasksUpdated(ids)` counts one per id. Default 100. */
   maxSubscriptionsPerConnection?: number;
   /** Largest message accepted, in bytes. Default 65 536. */
   maxPayloadBytes?: number;
@@ -58,6 +60,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
+  /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
+  const weights = new WeakMap<object, Map<string, number>>();
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
@@ -100,17 +104,29 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           return false;
         }
       },
-      onSubscribe: (context, _id, params) => {
-        if (Object.keys(context.subscriptions).length > maxSubscriptionsPerConnection) {
+      onSubscribe: (context, id, params) => {
+        const { document, errors } = executor.prepare(params.query);
+        if (errors.length > 0) return [...errors];
+        let held = weights.get(context);
+        if (!held) {
+          held = new Map();
+          weights.set(context, held);
+        }
+        const weight = subscriptionWeight(document, params.operationName, params.variables, MAX_TASKS_PER_SUBSCRIPTION);
+        let others = 0;
+        for (const [other, weightOf] of held) {
+          if (other in context.subscriptions && other !== id) others += weightOf;
+          else held.delete(other);
+        }
+        if (others + weight > maxSubscriptionsPerConnection) {
           return [
             gatewayError(
               'TOO_MANY_SUBSCRIPTIONS',
-              `This connection already has ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
+              `This connection already has ${others} of its ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION); this one needs ${weight} (tasksUpdated counts one per id).`,
             ),
           ];
         }
-        const { document, errors } = executor.prepare(params.query);
-        if (errors.length > 0) return [...errors];
+        held.set(id, weight);
         return {
           schema,
           document,
