@@ -16,7 +16,9 @@ export const errorCodes = {
   UPSTREAM_UNAVAILABLE: 'upstream 5xx, connection refused or reset',
   TIMEOUT: 'no complete answer within `UPSTREAM_TIMEOUT_MS`, or a watched task that did not end within `POLL_TIMEOUT_MS`',
   UPSTREAM_INVALID: 'a body that is not a task (truncated or wrongly shaped JSON)',
-  TOO_MANY_SUBSCRIPTIONS: 'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions',
+  TOO_MANY_SUBSCRIPTIONS:
+    'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions (`tasksUpdated(ids)` counts one per id)',
+  SERVICE_UNAVAILABLE: '`recentTasks` while its store (Redis) is unreachable; submissions still succeed, unrecorded',
   INTERNAL_SERVER_ERROR: 'anything unexpected; the details stay masked',
 } as const;
 

@@ -12,6 +12,8 @@ import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coo
 import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import type { Scheduler } from './pollers/scheduler.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
+import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/recent-tasks.ts';
+import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 import { createWebhooks } from './webhooks.ts';
@@ -31,6 +33,8 @@ export interface GatewayOptions {
   random?: () => number;
   /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
+  /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
+  recentTasks?: RecentTasksStore;
 }
 
 export interface Gateway {
@@ -71,10 +75,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     onFanOut: metrics.fannedOut,
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
+  const recentTasksStore =
+    options.recentTasks ?? (config.redisUrl ? createRedisRecentTasks({ url: config.redisUrl, now }) : createMemoryRecentTasks({ now }));
+  const recentTasks: RecentTasksStore = {
+    ...recentTasksStore,
+    // An unrecorded submission is still a submission: it is logged, never failed.
+    record: (keyHash, entry) =>
+      recentTasksStore.record(keyHash, entry).catch(() => logger.warn('recent tasks: a submission was not recorded (store unreachable)')),
+  };
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
   const services: ContextServices = {
     tasksClient,
     poller,
+    recentTasks,
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     webhooks,
     now,
@@ -129,6 +142,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await closed;
       clearTimeout(grace);
       await tasksClient.close();
+      await recentTasksStore.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

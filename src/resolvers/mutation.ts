@@ -50,6 +50,11 @@ builder.mutationType({
           credential,
         );
         callback?.bind(task.id);
+        await context.recentTasks.record(credential.hash, {
+          taskId: task.id,
+          submittedAt: startedAt,
+          preConsumedCost: task.preConsumedCost,
+        });
         const remainingMs = wait * 1000 - (context.now() - startedAt);
         if (isTerminal(task.status) || remainingMs <= 0) return task;
         // The upstream's own wait ended first: wait the rest on the shared poller.

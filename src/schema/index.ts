@@ -10,5 +10,6 @@ import './submit-task-input.ts';
 import './cancel-task-result.ts';
 import './task-watch-error.ts';
 import './task-update.ts';
+import './task-connection.ts';
 
 export { builder } from './builder.ts';
