@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { schema } from './executable-schema.ts';
 import type { ContextServices } from './graphql/context.ts';
 import { createExecutor } from './graphql/executor.ts';
+import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -35,6 +36,10 @@ export interface GatewayOptions {
   coordinator?: LoopCoordinator;
   /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
   recentTasks?: RecentTasksStore;
+  /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
+  trustedDocuments?: TrustedDocuments | null;
+  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
+  multipartHeartbeatMs?: number;
 }
 
 export interface Gateway {
@@ -52,7 +57,7 @@ export interface Gateway {
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now, scheduler, random } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const coordinator =
@@ -93,7 +98,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
   };
   const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(schema, services, logger),
+    graphql: createGraphQLHttpHandler(schema, services, logger, { trustedDocuments, multipartHeartbeatMs: options.multipartHeartbeatMs }),
     webhooks,
     metrics,
     logger,
@@ -107,6 +112,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     executor: createExecutor({ schema }),
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+    trustedDocuments,
   });
   metrics.observe({
     connections: webSockets.connections,

@@ -5,6 +5,8 @@ import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
+import type { TrustedDocuments } from './graphql/persisted-operations.ts';
+import { sha256 } from './lib/sha256.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from './resolvers/subscription.ts';
 import { subscriptionWeight } from './subscription-weight.ts';
 import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
@@ -18,6 +20,8 @@ export interface WebSocketServerOptions {
   services: ContextServices;
   /** The path upgrades are accepted on. Default `/graphql`. */
   path?: string;
+  /** When given, only these operations run (the text is checked by its sha-256). Default: any operation. */
+  trustedDocuments?: TrustedDocuments | null;
   /** Subscriptions one socket may hold; `tasksUpdated(ids)` counts one per id. Default 100. */
   maxSubscriptionsPerConnection?: number;
   /** Largest message accepted, in bytes. Default 65 536. */
@@ -57,6 +61,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     maxPayloadBytes = 64 * 1024, // 64 KiB
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
+    trustedDocuments = null,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
@@ -105,6 +110,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
         }
       },
       onSubscribe: (context, id, params) => {
+        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+          return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
+        }
         const { document, errors } = executor.prepare(params.query);
         if (errors.length > 0) return [...errors];
         let held = weights.get(context);
