@@ -5,10 +5,10 @@ import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
+import { MAX_TASKS_PER_SUBSCRIPTION } from './graphql/limits.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
+import { subscriptionWeight } from './graphql/subscription-weight.ts';
 import { sha256 } from './lib/sha256.ts';
-import { MAX_TASKS_PER_SUBSCRIPTION } from './resolvers/subscription.ts';
-import { subscriptionWeight } from './subscription-weight.ts';
 import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 

@@ -1,4 +1,5 @@
 import { badUserInput } from '../graphql/errors.ts';
+import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import { mergeTaskWatches, type TaskWatchEvent } from '../pollers/task-watches.ts';
 import { builder } from '../schema/builder.ts';
@@ -7,9 +8,6 @@ import { type TaskUpdate, TaskUpdateRef } from '../schema/task-update.ts';
 import { TaskNotFoundError } from '../upstream/errors.ts';
 import { validateTaskId } from '../upstream/task-id.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
-
-/** Most tasks one `tasksUpdated` may watch; on WebSocket each counts against `MAX_SUBSCRIPTIONS_PER_CONNECTION`. */
-export const MAX_TASKS_PER_SUBSCRIPTION = 100;
 
 builder.subscriptionType({
   fields: (t) => ({
