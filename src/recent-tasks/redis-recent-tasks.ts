@@ -111,8 +111,11 @@ export function createRedisRecentTasks(options: RedisRecentTasksOptions): Recent
   const setOf = (keyHash: string) => `${prefix}:recent:${keyHash}`;
   const costsOf = (keyHash: string) => `${prefix}:recent-costs:${keyHash}`;
 
-  async function ready(): Promise<void> {
-    if (redis.status === 'wait') await redis.connect().catch(() => undefined);
+  // The first use connects, once: concurrent first calls wait for the same connection instead of failing fast.
+  let firstConnect: Promise<void> | null = null;
+  function ready(): Promise<void> {
+    firstConnect ??= redis.connect().catch(() => undefined);
+    return firstConnect;
   }
 
   return {

@@ -59,6 +59,14 @@ describe.each(Object.keys(stores) as Array<keyof typeof stores>)('the %s recent-
     expect(await store.page('key-none', 5, null)).toEqual({ entries: [], hasNextPage: false });
   });
 
+  it('records every one of many submissions made at once on a fresh store', async () => {
+    const clock = createManualClock();
+    const store = open({ now: clock.now });
+    const ids = Array.from({ length: 50 }, (_, i) => `task-${String(i).padStart(2, '0')}`);
+    await Promise.all(ids.map((taskId) => store.record('key', { taskId, submittedAt: clock.now(), preConsumedCost: null })));
+    expect((await all(store, 'key')).sort()).toEqual(ids);
+  });
+
   it('keeps a resubmitted task where it was', async () => {
     const clock = createManualClock();
     const store = open({ now: clock.now });
