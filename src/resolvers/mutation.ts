@@ -58,7 +58,9 @@ builder.mutationType({
         const remainingMs = wait * 1000 - (context.now() - startedAt);
         if (isTerminal(task.status) || remainingMs <= 0) return task;
         // The upstream's own wait ended first: wait the rest on the shared poller.
-        return (await context.poller.waitForEnd(credential, task.id, remainingMs)) ?? task;
+        const ended = await context.poller.waitForEnd(credential, task.id, remainingMs);
+        // A GET does not repeat what the submit answer announced.
+        return ended ? { ...ended, preConsumedCost: ended.preConsumedCost ?? task.preConsumedCost } : task;
       },
     }),
     cancelTask: t.field({

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
 import { type ScriptedUpstream, startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
+import { json, startStandIn } from '../helpers/stand-in.ts';
 import { connectWs, watch } from '../helpers/ws-client.ts';
 
 const KEY = 'sk-cost';
@@ -84,5 +85,26 @@ describe('cost when the upstream gives none', () => {
   it('answers preConsumedCost null when the submit answer has no pre_consumed_cost', async () => {
     const { data } = await stack.gql(SUBMIT, { input: { model: 'm' } }, KEY);
     expect(data.submitTask).toMatchObject({ id: 'task-nocost', status: 'QUEUED', progress: 0, preConsumedCost: null });
+  });
+});
+
+describe('cost when the gateway finishes a wait the upstream cut short', () => {
+  it('keeps the announced cost on the task it waited for (a GET does not repeat it)', async () => {
+    const task = { task_id: 'task-waited', model: 'm', action: 'generate', created_at: 1_720_000_000 };
+    // An upstream that ignores `Prefer: wait`: the gateway waits the rest on its own poller.
+    const upstream = await startStandIn((request, response) =>
+      request.method === 'POST'
+        ? json(response, 200, { ...task, status: 'queued', progress: '', pre_consumed_cost: 42 })
+        : json(response, 200, { ...task, status: 'completed', progress: '100%', completed_at: 1_720_000_009, cost: 42, result: {} }),
+    );
+    const stack = await startStack({ upstreamUrl: upstream.url, env: { POLL_INTERVAL_MS: '20' } });
+    const { data, errors } = await stack.gql(
+      `mutation { submitTask(input: { model: "m", waitSeconds: 5 }) { __typename ... on BaseTask { id preConsumedCost } ... on TerminalTask { cost } } }`,
+      {},
+      KEY,
+    );
+    expect(errors).toBeUndefined();
+    expect(data.submitTask).toEqual({ __typename: 'CompletedTask', id: 'task-waited', preConsumedCost: 42, cost: 42 });
+    expect(upstream.requests.filter((request) => request.method === 'GET').length).toBeGreaterThanOrEqual(1);
   });
 });
