@@ -14,7 +14,9 @@
  *  5. upstream GETs per interval for one task watched through 1 and 3 gateway
  *     processes sharing their loops through Redis (REDIS_URL, default
  *     redis://127.0.0.1:6379; a redis-server is started when none answers).
- * `npm run bench -- fanout` runs sections 1 to 3, `-- soak` and `-- replicas` that section alone.
+ *  6. upstream GETs per interval of one tasksUpdated(ids) for 100 ids beside
+ *     100 taskUpdated subscriptions to the same ids, and both at once (bench/dashboard.ts).
+ * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas` and `-- dashboard` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -26,6 +28,7 @@ import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
+import { dashboard } from './dashboard.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -299,6 +302,7 @@ console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets
 if (!only || only === 'fanout') await fanout();
 if (!only || only === 'soak') await soak();
 if (!only || only === 'replicas') await replicas();
+if (!only || only === 'dashboard') await dashboard();
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

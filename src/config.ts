@@ -27,6 +27,8 @@ export interface Config {
   readonly maxSubscriptionsPerConnection: number;
   /** Shared polling across replicas; null: single process. */
   readonly redisUrl: string | null;
+  /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
+  readonly trustedDocuments: string | null;
   readonly logLevel: LogLevel;
 }
 
@@ -71,6 +73,7 @@ export function readConfig(env: Env): Config {
     publicUrl: url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
     logLevel: logLevel as LogLevel,
   });
 }

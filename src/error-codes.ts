@@ -16,7 +16,13 @@ export const errorCodes = {
   UPSTREAM_UNAVAILABLE: 'upstream 5xx, connection refused or reset',
   TIMEOUT: 'no complete answer within `UPSTREAM_TIMEOUT_MS`, or a watched task that did not end within `POLL_TIMEOUT_MS`',
   UPSTREAM_INVALID: 'a body that is not a task (truncated or wrongly shaped JSON)',
-  TOO_MANY_SUBSCRIPTIONS: 'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions',
+  TOO_MANY_SUBSCRIPTIONS:
+    'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions (`tasksUpdated(ids)` counts one per id)',
+  SERVICE_UNAVAILABLE: '`recentTasks` while its store (Redis) is unreachable; submissions still succeed, unrecorded',
+  PERSISTED_QUERY_NOT_FOUND:
+    'APQ: the hash is not (or no longer) known, send the operation text with it; with `TRUSTED_DOCUMENTS`: not one of them',
+  PERSISTED_QUERY_MISMATCH: 'APQ: the operation text does not have the sha-256 it was sent with',
+  PERSISTED_QUERY_ONLY: 'with `TRUSTED_DOCUMENTS` set: an operation that is not one of the trusted documents',
   INTERNAL_SERVER_ERROR: 'anything unexpected; the details stay masked',
 } as const;
 

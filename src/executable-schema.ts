@@ -2,6 +2,7 @@ import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphq
 import './resolvers/query.ts';
 import './resolvers/mutation.ts';
 import './resolvers/subscription.ts';
+import './resolvers/recent-tasks.ts';
 import { builder } from './schema/index.ts';
 
 /** The gateway's executable schema: the types of `schema/` with the root fields of `resolvers/`, built once. */

@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { schema } from './executable-schema.ts';
 import type { ContextServices } from './graphql/context.ts';
 import { createExecutor } from './graphql/executor.ts';
+import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -12,6 +13,8 @@ import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coo
 import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import type { Scheduler } from './pollers/scheduler.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
+import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/recent-tasks.ts';
+import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 import { createWebhooks } from './webhooks.ts';
@@ -31,6 +34,12 @@ export interface GatewayOptions {
   random?: () => number;
   /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
+  /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
+  recentTasks?: RecentTasksStore;
+  /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
+  trustedDocuments?: TrustedDocuments | null;
+  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
+  multipartHeartbeatMs?: number;
 }
 
 export interface Gateway {
@@ -48,7 +57,7 @@ export interface Gateway {
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now, scheduler, random } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const coordinator =
@@ -71,16 +80,25 @@ export function createGateway(options: GatewayOptions): Gateway {
     onFanOut: metrics.fannedOut,
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
+  const recentTasksStore =
+    options.recentTasks ?? (config.redisUrl ? createRedisRecentTasks({ url: config.redisUrl, now }) : createMemoryRecentTasks({ now }));
+  const recentTasks: RecentTasksStore = {
+    ...recentTasksStore,
+    // An unrecorded submission is still a submission: it is logged, never failed.
+    record: (keyHash, entry) =>
+      recentTasksStore.record(keyHash, entry).catch(() => logger.warn('recent tasks: a submission was not recorded (store unreachable)')),
+  };
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
   const services: ContextServices = {
     tasksClient,
     poller,
+    recentTasks,
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     webhooks,
     now,
   };
   const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(schema, services, logger),
+    graphql: createGraphQLHttpHandler(schema, services, logger, { trustedDocuments, multipartHeartbeatMs: options.multipartHeartbeatMs }),
     webhooks,
     metrics,
     logger,
@@ -94,6 +112,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     executor: createExecutor({ schema }),
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+    trustedDocuments,
   });
   metrics.observe({
     connections: webSockets.connections,
@@ -129,6 +148,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await closed;
       clearTimeout(grace);
       await tasksClient.close();
+      await recentTasksStore.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -5,6 +5,10 @@ import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
+import { MAX_TASKS_PER_SUBSCRIPTION } from './graphql/limits.ts';
+import type { TrustedDocuments } from './graphql/persisted-operations.ts';
+import { subscriptionWeight } from './graphql/subscription-weight.ts';
+import { sha256 } from './lib/sha256.ts';
 import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 
@@ -16,7 +20,9 @@ export interface WebSocketServerOptions {
   services: ContextServices;
   /** The path upgrades are accepted on. Default `/graphql`. */
   path?: string;
-  /** Subscriptions one socket may hold. Default 100. */
+  /** When given, only these operations run (the text is checked by its sha-256). Default: any operation. */
+  trustedDocuments?: TrustedDocuments | null;
+  /** Subscriptions one socket may hold; `tasksUpdated(ids)` counts one per id. Default 100. */
   maxSubscriptionsPerConnection?: number;
   /** Largest message accepted, in bytes. Default 65 536. */
   maxPayloadBytes?: number;
@@ -55,9 +61,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     maxPayloadBytes = 64 * 1024, // 64 KiB
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
+    trustedDocuments = null,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
+  /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
+  const weights = new WeakMap<object, Map<string, number>>();
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
@@ -100,17 +109,32 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           return false;
         }
       },
-      onSubscribe: (context, _id, params) => {
-        if (Object.keys(context.subscriptions).length > maxSubscriptionsPerConnection) {
-          return [
-            gatewayError(
-              'TOO_MANY_SUBSCRIPTIONS',
-              `This connection already has ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION).`,
-            ),
-          ];
+      onSubscribe: (context, id, params) => {
+        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+          return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
         }
         const { document, errors } = executor.prepare(params.query);
         if (errors.length > 0) return [...errors];
+        let held = weights.get(context);
+        if (!held) {
+          held = new Map();
+          weights.set(context, held);
+        }
+        const weight = subscriptionWeight(document, params.operationName, params.variables, MAX_TASKS_PER_SUBSCRIPTION);
+        let others = 0;
+        for (const [other, weightOf] of held) {
+          if (other in context.subscriptions && other !== id) others += weightOf;
+          else held.delete(other);
+        }
+        if (others + weight > maxSubscriptionsPerConnection) {
+          return [
+            gatewayError(
+              'TOO_MANY_SUBSCRIPTIONS',
+              `This connection already has ${others} of its ${maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION); this one needs ${weight} (tasksUpdated counts one per id).`,
+            ),
+          ];
+        }
+        held.set(id, weight);
         return {
           schema,
           document,

@@ -15,6 +15,7 @@ describe('readConfig', () => {
       publicUrl: null,
       maxSubscriptionsPerConnection: 100,
       redisUrl: null,
+      trustedDocuments: null,
       logLevel: 'info',
     });
   });

@@ -147,7 +147,7 @@ describe('webhooks behind a load balancer', () => {
     const answer = await fetch(atReplica, { method: 'POST', body: '{}' });
     expect(answer.status).toBe(202);
     await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
-    for (const watcher of watchers) expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null', 'CompletedTask:COMPLETED:100']);
+    for (const watcher of watchers) expect(watcher.states()).toEqual(['QueuedTask:QUEUED:0', 'CompletedTask:COMPLETED:100']);
     const unknown = await fetch(new URL(`/webhooks/tasks/${'z'.repeat(32)}`, replicas[1]!.url), { method: 'POST', body: '{}' });
     expect(unknown.status).toBe(404);
   }, 60_000);

@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { schema } from '../src/executable-schema.ts';
 import { createExecutor } from '../src/graphql/executor.ts';
 import { createTaskPoller } from '../src/pollers/task-poller.ts';
+import { createMemoryRecentTasks } from '../src/recent-tasks/recent-tasks.ts';
 import { createTasksClient } from '../src/upstream/tasks-client.ts';
 import { createGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/websocket-server.ts';
 import { eventually } from './helpers/clock.ts';
@@ -25,7 +26,14 @@ describe('WebSocket keep-alive', () => {
       httpServer,
       schema,
       executor: createExecutor({ schema }),
-      services: { tasksClient, poller, defaultCredential: null, webhooks: { prepare: () => null }, now: Date.now },
+      services: {
+        tasksClient,
+        poller,
+        recentTasks: createMemoryRecentTasks(),
+        defaultCredential: null,
+        webhooks: { prepare: () => null },
+        now: Date.now,
+      },
       keepAliveMs: 50,
     });
     webSockets.start();

@@ -1,6 +1,7 @@
 import type DataLoader from 'dataloader';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
+import type { RecentTasksStore } from '../recent-tasks/recent-tasks.ts';
 import { type Credential, credentialFromAuthorization } from '../upstream/credential.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
@@ -22,6 +23,8 @@ export interface GatewayContext {
   watchTask(taskId: string): AsyncIterable<TaskEvent>;
   /** `callback_url`s for tasks about to be submitted (`prepare` answers null when `PUBLIC_URL` is unset). */
   webhooks: Pick<Webhooks, 'prepare'>;
+  /** What each key submitted, by key hash (memory or Redis); `record` never rejects. */
+  recentTasks: RecentTasksStore;
   /** Clock in ms, for `MediaFile.expired` and waits. */
   now(): number;
   /** Counts `requests` upstream requests against this operation's allowance; throws `BAD_USER_INPUT` past it. */
@@ -31,6 +34,7 @@ export interface GatewayContext {
 export interface ContextServices {
   tasksClient: TasksClient;
   poller: TaskPoller;
+  recentTasks: RecentTasksStore;
   /** Used when a request brings no key (`UPSTREAM_API_KEY`); null refuses such requests. */
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
@@ -46,7 +50,7 @@ export function createRequestContext(
   services: ContextServices,
   authorization: string | null | undefined | { credential: Credential },
 ): GatewayContext {
-  const { tasksClient, poller, defaultCredential, now, webhooks } = services;
+  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks } = services;
   let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
@@ -72,6 +76,7 @@ export function createRequestContext(
     poller,
     watchTask: (taskId) => poller.subscribe(credential(), taskId),
     webhooks,
+    recentTasks,
     now,
     spendUpstream,
   };

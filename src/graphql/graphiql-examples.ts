@@ -2,6 +2,7 @@
 export const exampleOperations = `# Welcome to task-gateway. Run an operation with the play button.
 # 1. SubmitTask, then copy the returned id into the variables below.
 # 2. WatchTask streams every change until the task ends; Task and Cancel read or cancel it.
+# 3. RecentTasks lists what this key submitted; WatchTasks streams several at once ({"ids": ["task-...", ...]}).
 
 mutation SubmitTask {
   submitTask(input: { model: "gpt-image-2", prompt: "a lighthouse at dawn, watercolour" }) {
@@ -35,6 +36,31 @@ subscription WatchTask($id: ID!) {
     ... on BaseTask { id status progress }
     ... on CompletedTask { result { images { urls expiresAt } videos { urls expiresAt } } }
     ... on FailedTask { error { code message } }
+  }
+}
+
+query RecentTasks {
+  recentTasks(first: 20) {
+    edges {
+      cursor
+      node {
+        __typename
+        ... on BaseTask { id status progress preConsumedCost }
+        ... on ProcessingTask { estimatedCompletionAt }
+        ... on TerminalTask { cost }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+
+subscription WatchTasks($ids: [ID!]!) {
+  tasksUpdated(ids: $ids) {
+    __typename
+    ... on BaseTask { id status progress }
+    ... on ProcessingTask { estimatedCompletionAt }
+    ... on TaskNotFoundError { id message }
+    ... on TaskWatchError { id code message }
   }
 }
 `;

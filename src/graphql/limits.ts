@@ -5,6 +5,8 @@ import { badUserInput, gatewayError } from './errors.ts';
 export const MAX_QUERY_DEPTH = 15;
 /** Most aliased fields in one operation (aliases are how one query repeats an expensive field). */
 export const MAX_ALIASES = 30;
+/** Most distinct task ids one `tasksUpdated` may watch; on WebSocket each counts against `MAX_SUBSCRIPTIONS_PER_CONNECTION`. */
+export const MAX_TASKS_PER_SUBSCRIPTION = 100;
 /** Most upstream requests one operation may cause. */
 export const MAX_UPSTREAM_CALLS_PER_OPERATION = 100;
 

@@ -7,16 +7,31 @@ import { type ContextServices, createRequestContext, type GatewayContext } from 
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { costRules } from './limits.ts';
+import { type MultipartSubscriptionsOptions, useMultipartSubscriptions } from './multipart-subscriptions.ts';
+import { type TrustedDocuments, useAutomaticPersistedQueries, useTrustedDocuments } from './persisted-operations.ts';
 
 export type ServerContext = { req: IncomingMessage; res: ServerResponse };
 export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
+
+export interface GraphQLHttpOptions {
+  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
+  multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
+  /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
+  trustedDocuments?: TrustedDocuments | null;
+}
 
 /**
  * GraphQL over HTTP and SSE, and GraphiQL, at `/graphql` (graphql-yoga). The
  * key comes from the `Authorization` header; WebSocket operations take their
  * own path (`src/websocket-server.ts`) with the same schema, limits and masking.
  */
-export function createGraphQLHttpHandler(schema: GraphQLSchema, services: ContextServices, logger: Logger): GraphQLHttpHandler {
+export function createGraphQLHttpHandler(
+  schema: GraphQLSchema,
+  services: ContextServices,
+  logger: Logger,
+  options: GraphQLHttpOptions = {},
+): GraphQLHttpHandler {
+  const { multipartHeartbeatMs, trustedDocuments = null } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -27,7 +42,11 @@ export function createGraphQLHttpHandler(schema: GraphQLSchema, services: Contex
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
-    plugins: [costLimits],
+    plugins: [
+      costLimits,
+      trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
+      useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
+    ],
     maskedErrors: {
       maskError: (error) => {
         const masked = maskError(error);

@@ -1,6 +1,7 @@
 import type { Credential } from '../upstream/credential.ts';
 import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
+import { createEtaEstimator } from './eta.ts';
 import type { LoopCoordinator } from './loop-coordinator.ts';
 import { type BackoffOptions, type Scheduler, withJitter } from './scheduler.ts';
 import { differs, isBackwards } from './task-changes.ts';
@@ -87,6 +88,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   const startedAt = now();
   let latest: TaskSnapshot | null = null;
   let latestAt = 0;
+  /** The completion estimate, fed each change this loop accepts. */
+  const eta = createEtaEstimator({ now });
   let currentIntervalMs = intervalMs;
   let failures = 0;
   let timer: unknown = null;
@@ -183,7 +186,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     const previous = latest;
     latestAt = now();
     const changed = previous === null || (!isBackwards(previous, snapshot) && differs(previous, snapshot));
-    if (changed) latest = snapshot;
+    // The estimate is this process's own (each replica times the changes it receives), so it is added here, never shared.
+    if (changed) latest = { ...snapshot, estimatedCompletionAt: eta.observe(snapshot) };
     const current = latest!;
     const final = isTerminal(current.status);
     let handed = 0;

@@ -50,10 +50,17 @@ builder.mutationType({
           credential,
         );
         callback?.bind(task.id);
+        await context.recentTasks.record(credential.hash, {
+          taskId: task.id,
+          submittedAt: startedAt,
+          preConsumedCost: task.preConsumedCost,
+        });
         const remainingMs = wait * 1000 - (context.now() - startedAt);
         if (isTerminal(task.status) || remainingMs <= 0) return task;
         // The upstream's own wait ended first: wait the rest on the shared poller.
-        return (await context.poller.waitForEnd(credential, task.id, remainingMs)) ?? task;
+        const ended = await context.poller.waitForEnd(credential, task.id, remainingMs);
+        // A GET does not repeat what the submit answer announced.
+        return ended ? { ...ended, preConsumedCost: ended.preConsumedCost ?? task.preConsumedCost } : task;
       },
     }),
     cancelTask: t.field({
@@ -65,8 +72,9 @@ builder.mutationType({
         const credential = context.credential();
         // The cancel, then one GET for the task's state either way.
         context.spendUpstream(2);
+        let outcome: Awaited<ReturnType<typeof context.tasksClient.cancelTask>>;
         try {
-          await context.tasksClient.cancelTask(id, credential);
+          outcome = await context.tasksClient.cancelTask(id, credential);
         } catch (error) {
           if (error instanceof TaskNotFoundError) return { kind: 'TaskNotFoundError', id, message: error.message } as const;
           if (!(error instanceof TaskNotCancellableError)) throw error;
@@ -78,7 +86,7 @@ builder.mutationType({
         if (task.status !== TaskStatus.CANCELLED) {
           return { kind: 'TaskNotCancellableError', message: new TaskNotCancellableError(id).message, task } as const;
         }
-        return task;
+        return { ...task, refundedCost: outcome.refundedQuota ?? task.refundedCost };
       },
     }),
   }),

@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import RelayPlugin from '@pothos/plugin-relay';
 import type { GatewayContext } from '../graphql/context.ts';
 
 /** The Pothos builder: configuration only; types live one per file beside it. */
@@ -10,4 +11,9 @@ export const builder = new SchemaBuilder<{
     URL: { Input: string; Output: string };
     JSONObject: { Input: Record<string, unknown>; Output: Record<string, unknown> };
   };
-}>({ defaultFieldNullability: false });
+}>({
+  defaultFieldNullability: false,
+  plugins: [RelayPlugin],
+  // Connections only (`recentTasks`): tasks are fetched by their own ids, so no global `node` fields.
+  relay: { nodeQueryOptions: false, nodesQueryOptions: false },
+});

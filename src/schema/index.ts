@@ -8,5 +8,8 @@ import './task.ts';
 import './task-errors.ts';
 import './submit-task-input.ts';
 import './cancel-task-result.ts';
+import './task-watch-error.ts';
+import './task-update.ts';
+import './task-connection.ts';
 
 export { builder } from './builder.ts';

@@ -55,8 +55,12 @@ export const BaseTaskRef = builder.interfaceRef<TaskSnapshot>('BaseTask').implem
     status: t.field({ type: TaskStatusEnum, resolve: (task) => task.status }),
     action: t.exposeString('action', { description: 'As submitted: `generate`, `edit`, `image2video`, ...' }),
     model: t.exposeString('model'),
-    progress: t.exposeInt('progress', { nullable: true, description: '0 to 100; null when the upstream gives none.' }),
+    progress: t.exposeInt('progress', { nullable: true, description: '0 to 100; 0 while queued; null when the upstream gives none.' }),
     createdAt: t.field({ type: 'DateTime', resolve: (task) => task.createdAt }),
+    preConsumedCost: t.exposeFloat('preConsumedCost', {
+      nullable: true,
+      description: 'Quota units the upstream announced at submission (`pre_consumed_cost`); null when unknown.',
+    }),
   }),
 });
 
@@ -78,7 +82,15 @@ export const QueuedTaskRef = builder.objectRef<TaskSnapshot>('QueuedTask').imple
 export const ProcessingTaskRef = builder.objectRef<TaskSnapshot>('ProcessingTask').implement({
   description: 'Being generated; `progress` rises.',
   interfaces: [BaseTaskRef],
-  fields: () => ({}),
+  fields: (t) => ({
+    estimatedCompletionAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description:
+        'When the task should end, from the progress rate the gateway observed (smoothed); null until progress has risen at least once while watched.',
+      resolve: (task) => task.estimatedCompletionAt ?? null,
+    }),
+  }),
 });
 export const FailedTaskRef = builder.objectRef<TaskSnapshot>('FailedTask').implement({
   description: 'Ended without a result.',
@@ -93,7 +105,12 @@ export const CompletedTaskRef = builder.objectRef<TaskSnapshot>('CompletedTask')
 export const CancelledTaskRef = builder.objectRef<TaskSnapshot>('CancelledTask').implement({
   description: 'Cancelled while queued; its cost was refunded.',
   interfaces: [BaseTaskRef, TerminalTaskRef],
-  fields: () => ({}),
+  fields: (t) => ({
+    refundedCost: t.exposeFloat('refundedCost', {
+      nullable: true,
+      description: 'Quota units refunded, as the cancel answer reported them; null when not reported (a task read later).',
+    }),
+  }),
 });
 export const UnknownTaskRef = builder.objectRef<TaskSnapshot>('UnknownTask').implement({
   description: 'A status this gateway does not know yet. It is not final: the gateway keeps watching it.',

@@ -40,13 +40,30 @@ export interface TaskSnapshot {
   upstreamStatus: string;
   action: string;
   model: string;
-  /** 0 to 100, or null when the upstream gives none (`""`). */
+  /** 0 to 100 (0 while queued, whatever the wire says), or null when the upstream gives none. */
   progress: number | null;
   createdAt: Date;
   completedAt: Date | null;
   cost: number | null;
+  /** The quota the submit answer announced (`pre_consumed_cost`); null when the upstream gave none. */
+  preConsumedCost: number | null;
+  /** The quota a cancel answer reported refunded (`refunded_quota`); null when none was reported. */
+  refundedCost: number | null;
   result: TaskResult | null;
   error: TaskFailure | null;
+  /**
+   * When the task should end, from the progress rate the gateway observed
+   * (`src/pollers/eta.ts`); null until known. Never sent by the upstream.
+   */
+  estimatedCompletionAt?: Date | null;
+}
+
+/** What a cancel answer says: `{"task_id", "status": "cancelled", "refunded", "refunded_quota"}`. */
+export interface CancelOutcome {
+  id: string;
+  refunded: boolean;
+  /** The quota refunded; null when the answer gives no number. */
+  refundedQuota: number | null;
 }
 
 const terminal: ReadonlySet<TaskStatus> = new Set([TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED]);
@@ -78,13 +95,41 @@ export function normaliseTask(body: unknown): TaskSnapshot {
     upstreamStatus: rawStatus,
     action: typeof body.action === 'string' && body.action !== '' ? body.action : 'generate',
     model: typeof body.model === 'string' ? body.model : '',
-    progress: status === TaskStatus.COMPLETED ? 100 : parseProgress(body.progress),
+    progress: progressOf(status, body.progress),
     createdAt,
     completedAt: isTerminal(status) ? parseTime(body.completed_at) : null,
-    cost: isTerminal(status) && typeof body.cost === 'number' && Number.isFinite(body.cost) ? body.cost : null,
+    cost: isTerminal(status) ? quota(body.cost) : null,
+    preConsumedCost: quota(body.pre_consumed_cost),
+    refundedCost: status === TaskStatus.CANCELLED ? quota(body.refunded_quota) : null,
     result: status === TaskStatus.COMPLETED ? parseResult(body.result) : null,
     error: status === TaskStatus.FAILED ? parseFailure(body.error) : null,
   };
+}
+
+/** Normalises a cancel answer; the id asked for stands in when the answer names none. */
+export function normaliseCancel(body: unknown, taskId: string): CancelOutcome {
+  const answer = isRecord(body) ? body : {};
+  return {
+    id: typeof answer.task_id === 'string' && answer.task_id !== '' ? answer.task_id : taskId,
+    refunded: answer.refunded === true,
+    refundedQuota: quota(answer.refunded_quota),
+  };
+}
+
+/**
+ * 100 once completed; 0 while queued, as the seed page documents it, so that the
+ * newer format's `""` right after queueing and its `"0%"` a moment later are the same state.
+ */
+function progressOf(status: TaskStatus, value: unknown): number | null {
+  if (status === TaskStatus.COMPLETED) return 100;
+  const progress = parseProgress(value);
+  return progress === null && status === TaskStatus.QUEUED ? 0 : progress;
+}
+
+/** A quota amount: a finite, non-negative number (numeric strings accepted), else null. */
+function quota(value: unknown): number | null {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : null;
 }
 
 function parseStatus(raw: string): TaskStatus {

@@ -14,7 +14,9 @@ import {
   UpstreamUnavailableError,
 } from './errors.ts';
 import { validateTaskId } from './task-id.ts';
-import { isRecord, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
+import { type CancelOutcome, isRecord, normaliseCancel, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
+
+export type { CancelOutcome } from './task-snapshot.ts';
 
 /** What `submitTask` sends; `params` are the model-specific fields, spread at the top of the body. */
 export interface SubmitTaskRequest {
@@ -27,12 +29,6 @@ export interface SubmitTaskRequest {
   idempotencyKey?: string;
   /** Sent as `Prefer: wait=N` (0 to 60): the upstream holds the answer up to N seconds. */
   waitSeconds?: number;
-}
-
-export interface CancelOutcome {
-  id: string;
-  refunded: boolean;
-  refundedQuota: number | null;
 }
 
 export interface RequestOptions {
@@ -227,12 +223,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   async function cancel(id: string, path: string, credential: Credential, requestOptions: RequestOptions): Promise<CancelOutcome> {
     const response = await send('POST', path, credential, requestOptions);
     if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
-    const body = isRecord(response.body) ? response.body : {};
-    return {
-      id: typeof body.task_id === 'string' ? body.task_id : id,
-      refunded: body.refunded === true,
-      refundedQuota: typeof body.refunded_quota === 'number' ? body.refunded_quota : null,
-    };
+    return normaliseCancel(response.body, id);
   }
 }
 

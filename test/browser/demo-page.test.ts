@@ -30,6 +30,7 @@ describe('the demo page in a real browser', () => {
     await expect.poll(() => first.locator('.status').innerText()).toBe('QUEUED');
     await first.getByRole('button', { name: 'Cancel' }).click();
     await expect.poll(() => first.locator('.status').innerText(), { timeout: 10_000 }).toBe('CANCELLED');
+    await expect.poll(() => first.locator('.cost').innerText()).toBe('refunded 300');
     const cancelledId = await first.getAttribute('id');
 
     // One to watch to the end.
@@ -52,5 +53,29 @@ describe('the demo page in a real browser', () => {
     expect(await task.locator('.media').innerText()).toContain('expires');
     await expect.poll(() => page.getByRole('status').innerText()).toContain('completed');
     await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
+  }, 60_000);
+
+  it("lists the key's recent tasks on load and moves them with tasksUpdated, showing the ETA and the cost", async () => {
+    // Submitted before the page opens: the page learns of it only through recentTasks.
+    const { data } = await stack.gql(
+      `mutation { submitTask(input: { model: "veo3.1-fast", prompt: "a recent wave" }) { ... on BaseTask { id } } }`,
+    );
+    const id = data.submitTask.id as string;
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    await page.goto(`${stack.gatewayUrl}/`);
+    const task = page.locator(`li#task-${id}`);
+    await expect.poll(() => task.count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => task.locator('.cost').innerText()).toBe('cost ~5500');
+    let eta = '';
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !eta) {
+      if ((await task.locator('.status').innerText()) === 'PROCESSING') eta = await task.locator('.eta').innerText();
+      await page.waitForTimeout(50);
+    }
+    expect(eta).toMatch(/^ETA \d{1,2}:\d{2}:\d{2}/);
+    await page.screenshot({ path: `${ARTIFACTS}demo-recent.png`, fullPage: true });
+    await expect.poll(() => task.locator('.status').innerText(), { timeout: 20_000 }).toBe('COMPLETED');
+    expect(await task.locator('.cost').innerText()).toBe('cost 5500');
+    expect(await task.locator('.eta').innerText()).toBe('');
   }, 60_000);
 });

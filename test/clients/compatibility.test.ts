@@ -42,7 +42,7 @@ describe('the clients frontends use', () => {
 
   /** Moves the task through its life once the watcher has its first state: processing, then completed. */
   async function runTask(states: string[]) {
-    await eventually(() => expect(states).toEqual(['QUEUED:null']));
+    await eventually(() => expect(states).toEqual(['QUEUED:0']));
     clock.advance(2_000);
     await eventually(() => expect(states.at(-1)).toBe('PROCESSING:50'));
     clock.advance(2_000);
@@ -122,7 +122,7 @@ describe('the clients frontends use', () => {
     await runTask(states);
     await eventually(() => expect(states.at(-1)).toBe('COMPLETED:100'));
     expect(terminalMessages).toBe(1);
-    expect(states.filter((state) => !state.startsWith('COMPLETED'))).toEqual(['QUEUED:null', 'PROCESSING:50']);
+    expect(states.filter((state) => !state.startsWith('COMPLETED'))).toEqual(['QUEUED:0', 'PROCESSING:50']);
     subscription.unsubscribe();
     await wsClient.dispose();
   });

@@ -7,6 +7,7 @@ import { schema } from '../../src/executable-schema.ts';
 import { createRequestContext } from '../../src/graphql/context.ts';
 import { createExecutor } from '../../src/graphql/executor.ts';
 import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller.ts';
+import { createMemoryRecentTasks } from '../../src/recent-tasks/recent-tasks.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
 import { track } from '../helpers/leftovers.ts';
@@ -95,7 +96,14 @@ describe('shared subscription executions', () => {
   const document = parse('subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id } } }');
 
   async function subscribe(executor: ReturnType<typeof createExecutor>, variables: Record<string, unknown>) {
-    const services = { tasksClient: client, poller, defaultCredential: null, webhooks: { prepare: () => null }, now: Date.now };
+    const services = {
+      tasksClient: client,
+      poller,
+      recentTasks: createMemoryRecentTasks(),
+      defaultCredential: null,
+      webhooks: { prepare: () => null },
+      now: Date.now,
+    };
     const result = await executor.execute({
       schema,
       document,

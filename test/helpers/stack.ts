@@ -1,6 +1,6 @@
 import { type Config, readConfig } from '../../src/config.ts';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/emulator.ts';
-import { createGateway, type Gateway } from '../../src/gateway.ts';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import type { Scheduler } from '../../src/pollers/scheduler.ts';
 import { track } from './leftovers.ts';
@@ -30,6 +30,9 @@ export interface StackOptions {
   random?: () => number;
   /** Default: silent. */
   logger?: Logger;
+  /** Passed to `createGateway`. */
+  trustedDocuments?: GatewayOptions['trustedDocuments'];
+  multipartHeartbeatMs?: number;
 }
 
 /** Starts an emulator on port 0, registered with the leftovers (`stop()` runs once). */
@@ -53,6 +56,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     scheduler: options.scheduler,
     random: options.random,
     logger: options.logger ?? createLogger('silent'),
+    trustedDocuments: options.trustedDocuments,
+    multipartHeartbeatMs: options.multipartHeartbeatMs,
   });
   const stopGateway = track(() => gateway.stop());
   const gatewayUrl = await gateway.start();

@@ -60,7 +60,7 @@ describe('the shared task poller', () => {
   it('gives the current state first, then only changes, then one terminal state and the end', async () => {
     upstream.script({ status: 'queued', progress: '' });
     const watcher = collect(poller.subscribe(alice, ID));
-    await eventually(() => expect(watcher.describe()).toEqual(['QUEUED:null']));
+    await eventually(() => expect(watcher.describe()).toEqual(['QUEUED:0']));
     upstream.script(
       { status: 'queued', progress: '' },
       { status: 'processing', progress: '10%' },
@@ -70,7 +70,7 @@ describe('the shared task poller', () => {
     );
     for (let i = 0; i < 5; i++) await tick();
     await watcher.done;
-    expect(watcher.describe()).toEqual(['QUEUED:null', 'PROCESSING:10', 'PROCESSING:55', 'COMPLETED:100']);
+    expect(watcher.describe()).toEqual(['QUEUED:0', 'PROCESSING:10', 'PROCESSING:55', 'COMPLETED:100']);
     expect(poller.stats()).toMatchObject({ loops: 0, subscribers: 0 });
     expect(scheduler.pending()).toEqual([]);
   });

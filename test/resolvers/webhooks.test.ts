@@ -66,7 +66,7 @@ describe('webhooks', () => {
     // The task ends upstream; the poll timer does not fire. Only the callback can tell the gateway.
     clock.advance(6_000);
     await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true));
-    for (const watcher of watchers) expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null', 'CompletedTask:COMPLETED:100']);
+    for (const watcher of watchers) expect(watcher.states()).toEqual(['QueuedTask:QUEUED:0', 'CompletedTask:COMPLETED:100']);
     expect(stack.emulator!.stats.callbacks).toBeGreaterThanOrEqual(1);
   });
 
@@ -127,13 +127,13 @@ describe('webhook callbacks as untrusted hints', () => {
     expect(forged.status).toBe(202);
     await eventually(() => expect(gets).toBe(before + 1));
     await eventually(() => expect(stack.gateway.poller.stats().inflight).toBe(0));
-    expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null']);
+    expect(watcher.states()).toEqual(['QueuedTask:QUEUED:0']);
 
     status = 'completed';
     const answers = await Promise.all([1, 2, 3].map(() => fetch(callbackUrl, { method: 'POST', body: 'not even json' })));
     expect(answers.map((answer) => answer.status)).toEqual([202, 202, 202]);
     await eventually(() => expect(watcher.completed).toBe(true));
-    expect(watcher.states()).toEqual(['QueuedTask:QUEUED:null', 'CompletedTask:COMPLETED:100']);
+    expect(watcher.states()).toEqual(['QueuedTask:QUEUED:0', 'CompletedTask:COMPLETED:100']);
     // Later callbacks for a finished task cost nothing and change nothing.
     const getsBefore = gets;
     const seen = watcher.results.length;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UpstreamInvalidError } from '../../src/upstream/errors.ts';
-import { normaliseTask, parseProgress, parseTime } from '../../src/upstream/task-snapshot.ts';
+import { normaliseCancel, normaliseTask, parseProgress, parseTime } from '../../src/upstream/task-snapshot.ts';
 
 const base = { task_id: 'task-1', model: 'gpt-image-2', action: 'generate', created_at: 1_720_000_000 };
 
@@ -12,10 +12,33 @@ describe('normaliseTask', () => {
     expect(normaliseTask({ ...base, status: 'processing', progress: '12.6%' }).progress).toBe(13);
   });
 
-  it('gives null progress for an empty string right after queueing, and for garbage', () => {
-    expect(normaliseTask({ ...base, status: 'queued', progress: '' }).progress).toBeNull();
-    expect(normaliseTask({ ...base, status: 'queued', progress: 'soon' }).progress).toBeNull();
-    expect(normaliseTask({ ...base, status: 'queued' }).progress).toBeNull();
+  it('gives progress 0 for a queued task whatever the wire says ("" right after queueing, garbage, none)', () => {
+    expect(normaliseTask({ ...base, status: 'queued', progress: '' }).progress).toBe(0);
+    expect(normaliseTask({ ...base, status: 'queued', progress: 'soon' }).progress).toBe(0);
+    expect(normaliseTask({ ...base, status: 'queued' }).progress).toBe(0);
+  });
+
+  it('gives null progress for a processing task whose progress is empty or garbage', () => {
+    expect(normaliseTask({ ...base, status: 'processing', progress: '' }).progress).toBeNull();
+    expect(normaliseTask({ ...base, status: 'processing', progress: 'soon' }).progress).toBeNull();
+  });
+
+  it('reads pre_consumed_cost from any state and refunded_quota on a cancelled task; null when absent or malformed', () => {
+    expect(normaliseTask({ ...base, status: 'queued', pre_consumed_cost: 5500 }).preConsumedCost).toBe(5500);
+    expect(normaliseTask({ ...base, status: 'queued', pre_consumed_cost: '300' }).preConsumedCost).toBe(300);
+    expect(normaliseTask({ ...base, status: 'queued' }).preConsumedCost).toBeNull();
+    expect(normaliseTask({ ...base, status: 'queued', pre_consumed_cost: 'lots' }).preConsumedCost).toBeNull();
+    expect(normaliseTask({ ...base, status: 'cancelled', completed_at: 1, refunded_quota: 50 }).refundedCost).toBe(50);
+    expect(normaliseTask({ ...base, status: 'queued', refunded_quota: 50 }).refundedCost).toBeNull();
+  });
+
+  it('reads a cancel answer, with the asked id when the answer names none', () => {
+    expect(normaliseCancel({ task_id: 'task-1', status: 'cancelled', refunded: true, refunded_quota: 50_000 }, 'task-1')).toEqual({
+      id: 'task-1',
+      refunded: true,
+      refundedQuota: 50_000,
+    });
+    expect(normaliseCancel({ status: 'cancelled' }, 'task-2')).toEqual({ id: 'task-2', refunded: false, refundedQuota: null });
   });
 
   it('clamps progress to 0-100 and reports 100 for completed whatever the wire says', () => {
