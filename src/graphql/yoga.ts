@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
+import { useHttpDocumentCache } from './http-document-cache.ts';
 import { costRules } from './limits.ts';
 
 export type ServerContext = { req: IncomingMessage; res: ServerResponse };
@@ -27,7 +28,9 @@ export function createGraphQLHttpHandler(schema: GraphQLSchema, services: Contex
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
-    plugins: [costLimits],
+    // Ours instead of yoga's: bounded in characters, token-limited, no failures kept (see http-document-cache.ts).
+    parserAndValidationCache: false,
+    plugins: [useHttpDocumentCache(), costLimits],
     maskedErrors: {
       maskError: (error) => {
         const masked = maskError(error);
