@@ -5,7 +5,7 @@ import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
-import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
+import { type Credential, credentialFromConnectionParams } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 
 export interface WebSocketServerOptions {
@@ -87,12 +87,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       execute: executor.execute as never,
       subscribe: executor.execute as never,
       onConnect: (context) => {
-        const authorization = context.connectionParams?.authorization;
         try {
-          credentials.set(
-            context,
-            credentialFromAuthorization(typeof authorization === 'string' ? authorization : null, services.defaultCredential),
-          );
+          credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
           return true;
         } catch (error) {
           const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
