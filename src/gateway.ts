@@ -80,7 +80,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
   };
   const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(schema, services, logger),
+    graphql: createGraphQLHttpHandler(schema, services, logger, config.corsOrigins),
     webhooks,
     metrics,
     logger,
@@ -94,6 +94,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     executor: createExecutor({ schema }),
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+    allowedOrigins: config.corsOrigins,
   });
   metrics.observe({
     connections: webSockets.connections,

@@ -3,6 +3,7 @@ import type { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
+import { isAllowedWebSocketOrigin } from './graphql/cross-site.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
 import { type Credential, credentialFromConnectionParams } from './upstream/credential.ts';
@@ -22,6 +23,8 @@ export interface WebSocketServerOptions {
   maxPayloadBytes?: number;
   /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
   connectionInitTimeoutMs?: number;
+  /** Origins besides the gateway's own whose pages may open sockets (`CORS_ORIGINS`). Default none. */
+  allowedOrigins?: readonly string[];
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
 }
@@ -55,12 +58,17 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     maxPayloadBytes = 64 * 1024, // 64 KiB
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
+    allowedOrigins = [],
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
+    if (!isAllowedWebSocketOrigin(request.headers.origin, request.headers.host, allowedOrigins)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
 

@@ -4,6 +4,7 @@ import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
+import { corsFromAllowList, useCrossSiteRequestRefusal } from './cross-site.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
@@ -17,7 +18,12 @@ export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContex
  * key comes from the `Authorization` header; WebSocket operations take their
  * own path (`src/websocket-server.ts`) with the same schema, limits and masking.
  */
-export function createGraphQLHttpHandler(schema: GraphQLSchema, services: ContextServices, logger: Logger): GraphQLHttpHandler {
+export function createGraphQLHttpHandler(
+  schema: GraphQLSchema,
+  services: ContextServices,
+  logger: Logger,
+  corsOrigins: readonly string[] = [],
+): GraphQLHttpHandler {
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -30,7 +36,11 @@ export function createGraphQLHttpHandler(schema: GraphQLSchema, services: Contex
     logging: false,
     // Ours instead of yoga's: bounded in characters, token-limited, no failures kept (see http-document-cache.ts).
     parserAndValidationCache: false,
-    plugins: [useHttpDocumentCache(), costLimits],
+    plugins: [useCrossSiteRequestRefusal(), useHttpDocumentCache(), costLimits],
+    // Never yoga's default, which reflects any Origin with credentials.
+    cors: corsFromAllowList(corsOrigins),
+    // No file uploads: multipart bodies are refused with the other simple types.
+    multipart: false,
     maskedErrors: {
       maskError: (error) => {
         const masked = maskError(error);
