@@ -29,6 +29,8 @@ export interface GatewayOptions {
   scheduler?: Scheduler;
   /** Random source of the poller's jitter. Default `Math.random`. */
   random?: () => number;
+  /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: none counted. */
+  droppedLogLines?: () => number;
   /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
 }
@@ -101,6 +103,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
+    droppedLogLines: options.droppedLogLines,
   });
 
   return {
