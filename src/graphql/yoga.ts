@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
@@ -50,7 +49,8 @@ export function createGraphQLHttpHandler(
     },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
     // GraphiQL's scripts and styles are served inline: no CDN, so it works offline and behind strict CSPs.
-    renderGraphiQL,
+    // Loaded on first use: the bundle is about 30 MiB of heap a gateway that never shows GraphiQL need not hold.
+    renderGraphiQL: async (graphiqlOptions) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 }
