@@ -74,12 +74,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  // Aborted first thing in stop(): waiting submits answer with the task as it is now.
+  const stopping = new AbortController();
   const services: ContextServices = {
     tasksClient,
     poller,
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     webhooks,
     now,
+    stopping: stopping.signal,
   };
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, config.corsOrigins),
@@ -122,6 +125,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return `http://${host}:${port}`;
     },
     async stop(graceMs = 5_000) {
+      stopping.abort();
       routes.refuse();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe

@@ -25,7 +25,14 @@ describe('WebSocket keep-alive', () => {
       httpServer,
       schema,
       executor: createExecutor({ schema }),
-      services: { tasksClient, poller, defaultCredential: null, webhooks: { prepare: () => null }, now: Date.now },
+      services: {
+        tasksClient,
+        poller,
+        defaultCredential: null,
+        webhooks: { prepare: () => null },
+        now: Date.now,
+        stopping: new AbortController().signal,
+      },
       keepAliveMs: 50,
     });
     webSockets.start();

@@ -26,6 +26,8 @@ export interface GatewayContext {
   now(): number;
   /** Counts `requests` upstream requests against this operation's allowance; throws `BAD_USER_INPUT` past it. */
   spendUpstream(requests: number): void;
+  /** Aborted when the gateway starts to stop: waits end and answer with what they have. */
+  stopping: AbortSignal;
 }
 
 export interface ContextServices {
@@ -35,6 +37,8 @@ export interface ContextServices {
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
+  /** Aborted when the gateway starts to stop. */
+  stopping: AbortSignal;
 }
 
 /**
@@ -46,7 +50,7 @@ export function createRequestContext(
   services: ContextServices,
   authorization: string | null | undefined | { credential: Credential },
 ): GatewayContext {
-  const { tasksClient, poller, defaultCredential, now, webhooks } = services;
+  const { tasksClient, poller, defaultCredential, now, webhooks, stopping } = services;
   let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
@@ -74,5 +78,6 @@ export function createRequestContext(
     webhooks,
     now,
     spendUpstream,
+    stopping,
   };
 }
