@@ -55,11 +55,20 @@ export function createGateway(options: GatewayOptions): Gateway {
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
+  let droppedUrlLogged = false;
   const tasksClient = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     now,
     onRequest: metrics.upstreamRequest,
+    onDroppedUrl: (taskId, scheme) => {
+      if (droppedUrlLogged) return;
+      droppedUrlLogged = true;
+      logger.warn(
+        { taskId, scheme },
+        'dropped a result link that is not an absolute http(s) URL; logged once, later ones are dropped silently',
+      );
+    },
   });
   const poller = createTaskPoller({
     client: tasksClient,

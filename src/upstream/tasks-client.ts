@@ -66,6 +66,8 @@ export interface TasksClientOptions {
   now?: () => number;
   /** Told of every request's end: endpoint (`get`, `submit`, `cancel`), outcome (`ok` or the error's code), seconds. */
   onRequest?: (endpoint: string, outcome: string, seconds: number) => void;
+  /** Told of each result link dropped because it is not an absolute http(s) URL: the task and the link's scheme. Default: nothing. */
+  onDroppedUrl?: (taskId: string, scheme: string) => void;
 }
 
 interface RawResponse {
@@ -83,6 +85,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     dispatcher: injected,
     now = Date.now,
     onRequest,
+    onDroppedUrl,
   } = options;
   const base = new URL(baseUrl);
   const origin = base.origin;
@@ -154,7 +157,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
 
   function taskFrom(response: RawResponse, credential: Credential, taskId?: string): TaskSnapshot {
     if (response.status < 200 || response.status >= 300) throw failure(response, credential, taskId);
-    return normaliseTask(response.body);
+    return normaliseTask(response.body, (scheme) => onDroppedUrl?.(isRecord(response.body) ? String(response.body.task_id) : '', scheme));
   }
 
   /** Runs one call and reports its outcome; invalid ids never count as requests. */
