@@ -8,6 +8,9 @@ import type { Webhooks } from '../webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
 import { createTaskLoader } from './task-loader.ts';
 
+/** A signal nobody can abort: its controller is not kept. */
+const neverAborted = new AbortController().signal;
+
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
   /** The caller's credential; throws `UnauthenticatedError` when it brought none or a malformed one. */
@@ -37,8 +40,8 @@ export interface ContextServices {
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
-  /** Aborted when the gateway starts to stop. */
-  stopping: AbortSignal;
+  /** Aborted when the gateway starts to stop. Default: never aborted. */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -50,7 +53,7 @@ export function createRequestContext(
   services: ContextServices,
   authorization: string | null | undefined | { credential: Credential },
 ): GatewayContext {
-  const { tasksClient, poller, defaultCredential, now, webhooks, stopping } = services;
+  const { tasksClient, poller, defaultCredential, now, webhooks, stopping = neverAborted } = services;
   let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
