@@ -8,7 +8,7 @@ const simpleContentTypes = ['application/x-www-form-urlencoded', 'multipart/form
  * without asking (a form, or `fetch` with a simple body type): without this, a
  * page on any site could submit tasks with the default key. Clients send
  * `application/json` (or `application/graphql`), which needs a preflight that
- * only `CORS_ORIGINS` pass. Refused: `415` with a GraphQL error, before parsing.
+ * only `CORS_ORIGINS` pass. Refused: `415` with an error message, before parsing.
  */
 export function useCrossSiteRequestRefusal(): Plugin {
   return {
@@ -18,7 +18,7 @@ export function useCrossSiteRequestRefusal(): Plugin {
       if (mediaType !== '' && !simpleContentTypes.includes(mediaType)) return;
       const message = 'Operations must be POSTed as application/json; form-encoded, multipart and text/plain bodies are refused.';
       endResponse(
-        new fetchAPI.Response(JSON.stringify({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] }), {
+        new fetchAPI.Response(JSON.stringify({ errors: [{ message }] }), {
           status: 415,
           headers: { 'content-type': 'application/json' },
         }),

@@ -49,7 +49,11 @@ export interface TasksClient {
   cancelTask(id: string, credential: Credential, options?: RequestOptions): Promise<CancelOutcome>;
   /** Whether the upstream answers HTTP at all (any status below 500), without a key. */
   probe(): Promise<boolean>;
-  /** Closes the client's own connection pool (not an injected dispatcher). */
+  /**
+   * Closes the client's own connection pool (not an injected dispatcher),
+   * aborting requests still in flight: at shutdown nobody waits for them, and
+   * one the upstream never answers must not hold the exit.
+   */
   close(): Promise<void>;
 }
 
@@ -208,7 +212,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     },
 
     async close() {
-      if (!injected) await dispatcher.close();
+      if (!injected) await dispatcher.destroy();
     },
   };
 
