@@ -6,6 +6,7 @@ import type { ContextServices } from './graphql/context.ts';
 import { createExecutor } from './graphql/executor.ts';
 import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
+import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coordinator.ts';
@@ -21,7 +22,7 @@ export interface GatewayOptions {
   config: Config;
   /** The upstream base URL, including `/v1` (the emulator's, when `config.upstreamUrl` is null). */
   upstreamUrl: string;
-  /** Structured logs. Default: pino at `config.logLevel` on stdout. */
+  /** Structured logs. Default: pino at `config.logLevel` on stdout, through a `LogSink` (never blocks). */
   logger?: Logger;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
@@ -29,7 +30,7 @@ export interface GatewayOptions {
   scheduler?: Scheduler;
   /** Random source of the poller's jitter. Default `Math.random`. */
   random?: () => number;
-  /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: none counted. */
+  /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
   droppedLogLines?: () => number;
   /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
@@ -51,7 +52,8 @@ export interface Gateway {
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, upstreamUrl, now = Date.now, scheduler, random } = options;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logSink = options.logger ? null : createLogSink();
+  const logger = options.logger ?? createLogger(config.logLevel, logSink ?? undefined);
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
@@ -115,7 +117,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
-    droppedLogLines: options.droppedLogLines,
+    droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
   return {
