@@ -16,13 +16,16 @@
  *     redis://127.0.0.1:6379; a redis-server is started when none answers).
  *  6. upstream GETs per interval of one tasksUpdated(ids) for 100 ids beside
  *     100 taskUpdated subscriptions to the same ids, and both at once (bench/dashboard.ts).
- * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas` and `-- dashboard` that section alone.
+ *  7. idle RSS of a started gateway (`npm start`: `node dist/main.js`, built when
+ *     stale), beside the same gateway transpiled at start by tsx (`npm run dev`).
+ * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard` and `-- idle` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
@@ -42,6 +45,8 @@ const SECTIONS = {
   latency: `Upstream change to the last of 10,000 subscribers (webhook), median of ${ROUNDS} rounds`,
   soak: 'Soak: 10,000 subscriptions held',
   replicas: 'Upstream GETs per poll interval for one task, replicas sharing loops through Redis',
+  dashboard: 'Upstream cost of a dashboard',
+  idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -297,12 +302,43 @@ async function replicas() {
   await redisServer?.kill();
 }
 
+/** Starts `command` with the embedded emulator, waits until it listens and has idled 3 s, and returns its RSS in MiB. */
+async function idleRssMiB(command: string, args: string[]): Promise<number> {
+  const child = spawn(command, args, {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  while (!output.includes('GraphiQL at')) {
+    if (child.exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited:\n${output}`);
+    await sleep(50);
+  }
+  await sleep(3_000);
+  // `sh scripts/start.sh` execs node: the pid is the gateway's own.
+  const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+  return rssKiB / 1024;
+}
+
+async function idle() {
+  heading('idle');
+  const built = await idleRssMiB('sh', ['scripts/start.sh']);
+  const transpiled = await idleRssMiB(process.execPath, ['--import', 'tsx', 'src/main.ts']);
+  console.log(
+    `   npm start (node dist/main.js): ${built.toFixed(1)} MiB (target <= 120); baseline, tsx src/main.ts: ${transpiled.toFixed(1)} MiB`,
+  );
+}
+
 const only = process.argv[2];
 console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets at most, poll interval ${INTERVAL_MS} ms)`);
 if (!only || only === 'fanout') await fanout();
 if (!only || only === 'soak') await soak();
 if (!only || only === 'replicas') await replicas();
-if (!only || only === 'dashboard') await dashboard();
+if (!only || only === 'dashboard') await dashboard((detail) => heading('dashboard', detail));
+if (!only || only === 'idle') await idle();
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

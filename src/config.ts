@@ -29,6 +29,8 @@ export interface Config {
   readonly redisUrl: string | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
+  /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
+  readonly corsOrigins: readonly string[];
   readonly logLevel: LogLevel;
 }
 
@@ -74,6 +76,7 @@ export function readConfig(env: Env): Config {
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
     logLevel: logLevel as LogLevel,
   });
 }
@@ -90,6 +93,22 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
   }
   return Number(value);
+}
+
+/** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */
+function origins(env: Env, name: string): readonly string[] {
+  const list = (text(env, name) ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const entry of list) {
+    if (!isHttpUrl(entry) || new URL(entry).origin !== entry) {
+      throw new ConfigError(
+        `${name} must be comma-separated origins such as https://app.example.com (no path, no wildcard); got ${JSON.stringify(entry)}.`,
+      );
+    }
+  }
+  return Object.freeze(list);
 }
 
 function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {

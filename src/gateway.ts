@@ -7,6 +7,7 @@ import { createExecutor } from './graphql/executor.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
+import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coordinator.ts';
@@ -24,7 +25,7 @@ export interface GatewayOptions {
   config: Config;
   /** The upstream base URL, including `/v1` (the emulator's, when `config.upstreamUrl` is null). */
   upstreamUrl: string;
-  /** Structured logs. Default: pino at `config.logLevel` on stdout. */
+  /** Structured logs. Default: pino at `config.logLevel` on stdout, through a `LogSink` (never blocks). */
   logger?: Logger;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
@@ -32,6 +33,8 @@ export interface GatewayOptions {
   scheduler?: Scheduler;
   /** Random source of the poller's jitter. Default `Math.random`. */
   random?: () => number;
+  /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
+  droppedLogLines?: () => number;
   /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
   /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
@@ -58,15 +61,25 @@ export interface Gateway {
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logSink = options.logger ? null : createLogSink();
+  const logger = options.logger ?? createLogger(config.logLevel, logSink ?? undefined);
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
+  let droppedUrlLogged = false;
   const tasksClient = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     now,
     onRequest: metrics.upstreamRequest,
+    onDroppedUrl: (taskId, scheme) => {
+      if (droppedUrlLogged) return;
+      droppedUrlLogged = true;
+      logger.warn(
+        { taskId, scheme },
+        'dropped a result link that is not an absolute http(s) URL; logged once, later ones are dropped silently',
+      );
+    },
   });
   const poller = createTaskPoller({
     client: tasksClient,
@@ -89,6 +102,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       recentTasksStore.record(keyHash, entry).catch(() => logger.warn('recent tasks: a submission was not recorded (store unreachable)')),
   };
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  // Aborted first thing in stop(): waiting submits answer with the task as it is now.
+  const stopping = new AbortController();
   const services: ContextServices = {
     tasksClient,
     poller,
@@ -96,9 +111,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     webhooks,
     now,
+    stopping: stopping.signal,
   };
   const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(schema, services, logger, { trustedDocuments, multipartHeartbeatMs: options.multipartHeartbeatMs }),
+    graphql: createGraphQLHttpHandler(schema, services, logger, {
+      trustedDocuments,
+      multipartHeartbeatMs: options.multipartHeartbeatMs,
+      corsOrigins: config.corsOrigins,
+    }),
     webhooks,
     metrics,
     logger,
@@ -113,12 +133,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
+    allowedOrigins: config.corsOrigins,
   });
   metrics.observe({
     connections: webSockets.connections,
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
+    droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
   return {
@@ -137,6 +159,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return `http://${host}:${port}`;
     },
     async stop(graceMs = 5_000) {
+      stopping.abort();
       routes.refuse();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe

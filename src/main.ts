@@ -2,6 +2,7 @@ import { type Config, ConfigError, readConfig } from './config.ts';
 import { createEmulator } from './emulator/emulator.ts';
 import { createGateway } from './gateway.ts';
 import { loadTrustedDocuments, type TrustedDocuments } from './graphql/persisted-operations.ts';
+import { createLogSink } from './log-sink.ts';
 import { createLogger } from './logger.ts';
 
 /** The entry point: the only place that reads the environment, listens and handles signals. */
@@ -25,27 +26,38 @@ try {
 /** How long a shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
-const logger = createLogger(config.logLevel);
+// Logging never blocks: lines stdout cannot take are dropped and counted, so a stuck log reader cannot hang the process.
+const logSink = createLogSink();
+const logger = createLogger(config.logLevel, logSink);
 const emulator = config.upstreamUrl === null ? createEmulator() : null;
 const upstreamUrl = config.upstreamUrl ?? (await emulator!.start(0, '127.0.0.1'));
-const gateway = createGateway({ config, upstreamUrl, logger, trustedDocuments });
+const gateway = createGateway({ config, upstreamUrl, logger, trustedDocuments, droppedLogLines: logSink.dropped });
 const url = await gateway.start();
 logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
 
-let stopping = false;
+/** Signals received so far: the first stops the gateway, the next ones are logged, the third forces the exit. */
+let signals = 0;
+function exit(code: number): never {
+  logSink.flush();
+  process.exit(code);
+}
 async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
+  signals += 1;
+  if (signals > 1) {
+    // Supervisors and terminals repeat signals; a second one must not cut the clean stop short.
+    logger.warn({ signal, signals }, signals >= 3 ? 'third signal: exiting now' : 'already shutting down; a third signal forces the exit');
+    if (signals >= 3) exit(1);
+    return;
+  }
   logger.info({ signal }, 'shutting down');
-  const force = setTimeout(() => {
+  setTimeout(() => {
     logger.error('shutdown deadline passed, exiting');
-    process.exit(1);
+    exit(1);
   }, SHUTDOWN_DEADLINE_MS).unref();
   await gateway.stop();
   await emulator?.stop();
-  clearTimeout(force);
-  process.exit(0);
+  exit(0);
 }
-process.once('SIGINT', () => void shutdown('SIGINT'));
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));

@@ -19,6 +19,8 @@ export interface MetricSources {
   loops(): number;
   /** Redis coordination healthy (1), degraded to local polling (0); absent: not configured. */
   coordination?(): number;
+  /** Log lines dropped so far because the log destination could not take them; absent: not counted. */
+  droppedLogLines?(): number;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -66,6 +68,17 @@ export function createMetrics(): GatewayMetrics {
   gauge('task_gateway_coordination_up', 'Redis coordination reachable (1) or degraded to local polling (0).', () =>
     sources.coordination?.(),
   );
+  let droppedCounted = 0;
+  new Counter({
+    name: 'task_gateway_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout did not take them (a stalled log reader).',
+    registers: [registry],
+    collect() {
+      const dropped = sources.droppedLogLines?.() ?? droppedCounted;
+      this.inc(dropped - droppedCounted);
+      droppedCounted = dropped;
+    },
+  });
   return {
     registry,
     upstreamRequest(endpoint, outcome, seconds) {

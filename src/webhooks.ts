@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLruMap } from './lib/lru-map.ts';
-import { readBounded } from './lib/read-body.ts';
 import { sendJson } from './lib/send-json.ts';
 import { sha256 } from './lib/sha256.ts';
 import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
@@ -99,11 +98,8 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       const wellFormed = /^[\w-]{16,64}$/.test(token);
       const target = wellFormed ? resolve(token) : undefined;
       const elsewhere = !target && wellFormed ? await coordinator.findCallback(sha256(token)) : null;
-      if (!target && !elsewhere) {
-        request.resume();
-        return sendJson(response, 404, { error: 'unknown callback token' });
-      }
-      await readBounded(request, maxBodyBytes);
+      await dropBody(request, response, maxBodyBytes);
+      if (!target && !elsewhere) return sendJson(response, 404, { error: 'unknown callback token' });
       sendJson(response, 202, { accepted: true });
       if (!target) {
         poller.nudgeKey(elsewhere!);
@@ -115,4 +111,36 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       }
     },
   };
+}
+
+/**
+ * Reads a webhook body and drops it, but never more than `maxBytes`: past
+ * that (declared or sent) reading stops, the answer carries
+ * `connection: close`, and the connection ends once the answer is out, so no
+ * sender can make the gateway swallow an endless body. Within the limit the
+ * connection stays open for the sender's next request.
+ */
+function dropBody(request: IncomingMessage, response: ServerResponse, maxBytes: number): Promise<void> {
+  const closeAfterAnswer = () => {
+    request.pause();
+    response.setHeader('connection', 'close');
+  };
+  if (Number(request.headers['content-length'] ?? 0) > maxBytes) {
+    closeAfterAnswer();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = () => {
+      request.off('data', onData).off('end', done).off('close', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) return;
+      closeAfterAnswer();
+      done();
+    };
+    request.on('data', onData).on('end', done).on('close', done);
+  });
 }

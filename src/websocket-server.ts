@@ -3,13 +3,14 @@ import type { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
+import { isAllowedWebSocketOrigin } from './graphql/cross-site.ts';
 import { gatewayError } from './graphql/errors.ts';
 import type { Executor } from './graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from './graphql/limits.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { subscriptionWeight } from './graphql/subscription-weight.ts';
 import { sha256 } from './lib/sha256.ts';
-import { type Credential, credentialFromAuthorization } from './upstream/credential.ts';
+import { type Credential, credentialFromConnectionParams } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
 
 export interface WebSocketServerOptions {
@@ -28,6 +29,8 @@ export interface WebSocketServerOptions {
   maxPayloadBytes?: number;
   /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
   connectionInitTimeoutMs?: number;
+  /** Origins besides the gateway's own whose pages may open sockets (`CORS_ORIGINS`). Default none. */
+  allowedOrigins?: readonly string[];
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
 }
@@ -62,6 +65,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
     trustedDocuments = null,
+    allowedOrigins = [],
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
@@ -70,6 +74,10 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
+    if (!isAllowedWebSocketOrigin(request.headers.origin, request.headers.host, allowedOrigins)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
 
@@ -96,12 +104,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       execute: executor.execute as never,
       subscribe: executor.execute as never,
       onConnect: (context) => {
-        const authorization = context.connectionParams?.authorization;
         try {
-          credentials.set(
-            context,
-            credentialFromAuthorization(typeof authorization === 'string' ? authorization : null, services.defaultCredential),
-          );
+          credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
           return true;
         } catch (error) {
           const reason = error instanceof UpstreamError ? error.message : 'Forbidden';

@@ -16,12 +16,20 @@ describe('readConfig', () => {
       maxSubscriptionsPerConnection: 100,
       redisUrl: null,
       trustedDocuments: null,
+      corsOrigins: [],
       logLevel: 'info',
     });
   });
 
   it('uses no default key against a real upstream', () => {
     expect(readConfig({ UPSTREAM_URL: 'https://api.qingbo.ai/v1' }).upstreamApiKey).toBeNull();
+  });
+
+  it('reads CORS_ORIGINS as a list of exact origins', () => {
+    expect(readConfig({ CORS_ORIGINS: ' https://app.example , http://localhost:5173,' }).corsOrigins).toEqual([
+      'https://app.example',
+      'http://localhost:5173',
+    ]);
   });
 
   it('is frozen', () => {
@@ -40,6 +48,9 @@ describe('readConfig', () => {
     [{ UPSTREAM_API_KEY: 'has spaces in it' }, 'UPSTREAM_API_KEY'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ MAX_SUBSCRIPTIONS_PER_CONNECTION: '0' }, 'MAX_SUBSCRIPTIONS_PER_CONNECTION'],
+    [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://app.example/' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://app.example,app2.example' }, 'CORS_ORIGINS'],
   ])('refuses %o with one line naming %s', (env, name) => {
     let error: unknown;
     try {

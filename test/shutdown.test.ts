@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { spawnEntry } from './helpers/spawn.ts';
+import { startEmulator } from './helpers/stack.ts';
 import { openSocket } from './helpers/ws-client.ts';
 
 describe('graceful shutdown', () => {
@@ -58,4 +59,42 @@ describe('graceful shutdown', () => {
       expect(lines.map((line) => line.msg)).toEqual(expect.arrayContaining(['shutting down', 'task-gateway stopped']));
     },
   );
+
+  it('answers a submitTask(waitSeconds: 30) in flight at SIGTERM with the task as it is now, then exits 0 within the deadline', {
+    timeout: 60_000,
+  }, async () => {
+    // An upstream of the test's own, so the test sees when the waiting submit has reached it.
+    const emulator = await startEmulator();
+    const upstreamUrl = emulator.url;
+    const gateway = spawnEntry('src/main.ts', [], { PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, UPSTREAM_API_KEY: 'sk-wait' });
+    try {
+      const [, url] = (await gateway.waitFor(/GraphiQL at (http:\/\/[\d.:]+)\/graphql/)) as unknown as [string, string];
+      const answer = fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          query: 'mutation { submitTask(input: { model: "veo3.1-fast", waitSeconds: 30 }) { __typename ... on BaseTask { id status } } }',
+        }),
+      })
+        .then(async (response) => (await response.json()) as any)
+        .catch((error: Error) => ({ errors: [{ message: `no answer: ${error.message}` }] }));
+      while (emulator.stats.submits === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+
+      const signalledAt = Date.now();
+      gateway.child.kill('SIGTERM');
+      const [code] = await once(gateway.child, 'exit');
+      expect(code).toBe(0);
+      // The deadline is 10 s; the answer does not wait for it.
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      const { data, errors } = await answer;
+      expect(errors).toBeUndefined();
+      expect(data.submitTask).toMatchObject({ __typename: 'QueuedTask', status: 'QUEUED', id: expect.stringMatching(/^task-/) });
+      // The task the upstream created and charged for, not a second one: the second ask carried the same idempotency key.
+      const upstreamTask = await fetch(`${upstreamUrl}/tasks/${data.submitTask.id}`, { headers: { authorization: 'Bearer sk-wait' } });
+      expect(upstreamTask.status).toBe(200);
+    } finally {
+      gateway.child.kill('SIGKILL');
+      await emulator.stop();
+    }
+  });
 });

@@ -33,6 +33,7 @@ describe('WebSocket keep-alive', () => {
         defaultCredential: null,
         webhooks: { prepare: () => null },
         now: Date.now,
+        stopping: new AbortController().signal,
       },
       keepAliveMs: 50,
     });

@@ -9,6 +9,9 @@ import type { Webhooks } from '../webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
 import { createTaskLoader } from './task-loader.ts';
 
+/** A signal nobody can abort: its controller is not kept. */
+const neverAborted = new AbortController().signal;
+
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
   /** The caller's credential; throws `UnauthenticatedError` when it brought none or a malformed one. */
@@ -29,6 +32,8 @@ export interface GatewayContext {
   now(): number;
   /** Counts `requests` upstream requests against this operation's allowance; throws `BAD_USER_INPUT` past it. */
   spendUpstream(requests: number): void;
+  /** Aborted when the gateway starts to stop: waits end and answer with what they have. */
+  stopping: AbortSignal;
 }
 
 export interface ContextServices {
@@ -39,6 +44,8 @@ export interface ContextServices {
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
+  /** Aborted when the gateway starts to stop. Default: never aborted. */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -50,7 +57,7 @@ export function createRequestContext(
   services: ContextServices,
   authorization: string | null | undefined | { credential: Credential },
 ): GatewayContext {
-  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks } = services;
+  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, stopping = neverAborted } = services;
   let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
@@ -79,5 +86,6 @@ export function createRequestContext(
     recentTasks,
     now,
     spendUpstream,
+    stopping,
   };
 }

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
+import { corsFromAllowList, useCrossSiteRequestRefusal } from './cross-site.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
+import { useHttpDocumentCache } from './http-document-cache.ts';
 import { costRules } from './limits.ts';
 import { type MultipartSubscriptionsOptions, useMultipartSubscriptions } from './multipart-subscriptions.ts';
 import { type TrustedDocuments, useAutomaticPersistedQueries, useTrustedDocuments } from './persisted-operations.ts';
@@ -18,6 +19,8 @@ export interface GraphQLHttpOptions {
   multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
   /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
   trustedDocuments?: TrustedDocuments | null;
+  /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -31,7 +34,7 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions = {},
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null } = options;
+  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [] } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -42,11 +45,19 @@ export function createGraphQLHttpHandler(
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
+    // Ours instead of yoga's: bounded in characters, token-limited, no failures kept (see http-document-cache.ts).
+    parserAndValidationCache: false,
     plugins: [
+      useCrossSiteRequestRefusal(),
+      useHttpDocumentCache(),
       costLimits,
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
     ],
+    // Never yoga's default, which reflects any Origin with credentials.
+    cors: corsFromAllowList(corsOrigins),
+    // No file uploads: multipart bodies are refused with the other simple types.
+    multipart: false,
     maskedErrors: {
       maskError: (error) => {
         const masked = maskError(error);
@@ -56,7 +67,8 @@ export function createGraphQLHttpHandler(
     },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
     // GraphiQL's scripts and styles are served inline: no CDN, so it works offline and behind strict CSPs.
-    renderGraphiQL,
+    // Loaded on first use: the bundle is about 30 MiB of heap a gateway that never shows GraphiQL need not hold.
+    renderGraphiQL: async (graphiqlOptions) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 }

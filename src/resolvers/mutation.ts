@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { badUserInput } from '../graphql/errors.ts';
 import { builder } from '../schema/builder.ts';
 import { CancelTaskResultRef } from '../schema/cancel-task-result.ts';
@@ -5,7 +6,7 @@ import { MAX_WAIT_SECONDS, SubmitTaskInputRef } from '../schema/submit-task-inpu
 import { TaskRef } from '../schema/task.ts';
 import { TaskNotCancellableError, TaskNotFoundError } from '../upstream/errors.ts';
 import { validateTaskId } from '../upstream/task-id.ts';
-import { isTerminal, TaskStatus } from '../upstream/task-snapshot.ts';
+import { isTerminal, type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
 
 /** Longest prompt forwarded, in characters. */
 export const MAX_PROMPT_LENGTH = 100_000;
@@ -37,18 +38,24 @@ builder.mutationType({
         context.spendUpstream(1);
         const callback = context.webhooks.prepare(credential);
         const startedAt = context.now();
-        const task = await context.tasksClient.submitTask(
-          {
-            model,
-            action: action ?? 'generate',
-            prompt: prompt ?? undefined,
-            params: params ?? undefined,
-            idempotencyKey: idempotencyKey ?? undefined,
-            waitSeconds: wait,
-            callbackUrl: callback?.url,
-          },
-          credential,
-        );
+        const submission = {
+          model,
+          action: action ?? 'generate',
+          prompt: prompt ?? undefined,
+          params: params ?? undefined,
+          // A waiting submit may be cut short by a shutdown: its key lets it ask again for the same task.
+          idempotencyKey: idempotencyKey ?? (wait > 0 ? `task-gateway-${randomUUID()}` : undefined),
+          waitSeconds: wait,
+          callbackUrl: callback?.url,
+        };
+        let task: TaskSnapshot;
+        try {
+          task = await context.tasksClient.submitTask(submission, credential, { signal: wait > 0 ? context.stopping : undefined });
+        } catch (error) {
+          if (!(wait > 0 && context.stopping.aborted)) throw error;
+          // Shutting down: stop waiting. With the same idempotency key the upstream answers the task it created, as it is now.
+          task = await context.tasksClient.submitTask({ ...submission, waitSeconds: 0 }, credential);
+        }
         callback?.bind(task.id);
         await context.recentTasks.record(credential.hash, {
           taskId: task.id,
@@ -56,7 +63,7 @@ builder.mutationType({
           preConsumedCost: task.preConsumedCost,
         });
         const remainingMs = wait * 1000 - (context.now() - startedAt);
-        if (isTerminal(task.status) || remainingMs <= 0) return task;
+        if (isTerminal(task.status) || remainingMs <= 0 || context.stopping.aborted) return task;
         // The upstream's own wait ended first: wait the rest on the shared poller.
         const ended = await context.poller.waitForEnd(credential, task.id, remainingMs);
         // A GET does not repeat what the submit answer announced.

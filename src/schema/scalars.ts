@@ -10,7 +10,11 @@ builder.scalarType('DateTime', {
 
 builder.scalarType('URL', {
   description: 'An absolute http(s) URL.',
-  serialize: (value) => value,
+  // Links are filtered when a task is read; this is the second line of defence.
+  serialize: (value) => {
+    if (isHttpUrl(value)) return value;
+    throw new GraphQLError('URL must be an absolute http(s) URL.');
+  },
   parseValue: (value) => {
     if (isHttpUrl(value)) return value;
     throw new GraphQLError('URL must be an absolute http(s) URL.');

@@ -34,15 +34,39 @@ export function createCredential(apiKey: string): Credential {
 }
 
 /**
- * Reads `Bearer <key>` (case-insensitive scheme) and returns the credential,
- * `fallback` when no header is given, or throws `UnauthenticatedError`.
+ * Reads `Bearer <key>` (case-insensitive scheme) and returns the credential.
+ * `fallback` (the default key) serves only a request that carries no credential
+ * at all (`header` null or undefined); a header that is present but not a
+ * well-formed bearer key, blank included, throws `UnauthenticatedError`.
  */
 export function credentialFromAuthorization(header: string | null | undefined, fallback: Credential | null): Credential {
-  if (header === null || header === undefined || header.trim() === '') {
+  if (header === null || header === undefined) {
     if (fallback) return fallback;
     throw new UnauthenticatedError('No API key: send "Authorization: Bearer <key>".');
   }
   const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw new UnauthenticatedError('The Authorization header must be "Bearer <key>".');
   return createCredential(match[1]!);
+}
+
+/**
+ * The credential of a WebSocket connection, from `connectionParams`: its
+ * `authorization` entry, the name matched case-insensitively (GraphiQL sends
+ * `Authorization`). No such entry: `fallback`. Anything else than one string
+ * in `Bearer <key>` form (an object, an empty string, two spellings) throws
+ * `UnauthenticatedError`: a credential that is present is never replaced by the default.
+ */
+export function credentialFromConnectionParams(
+  params: Readonly<Record<string, unknown>> | null | undefined,
+  fallback: Credential | null,
+): Credential {
+  const values = Object.entries(params ?? {})
+    .filter(([name]) => name.toLowerCase() === 'authorization')
+    .map(([, value]) => value);
+  if (values.length === 0) return credentialFromAuthorization(null, fallback);
+  const [value] = values;
+  if (values.length > 1 || typeof value !== 'string') {
+    throw new UnauthenticatedError('connectionParams.authorization must be one string, "Bearer <key>".');
+  }
+  return credentialFromAuthorization(value, null);
 }

@@ -1,3 +1,4 @@
+import { isHttpUrl } from '../lib/http-url.ts';
 import { UpstreamInvalidError } from './errors.ts';
 
 /**
@@ -80,7 +81,7 @@ const retryableCodes = new Set(['upstream_unavailable', 'upstream_rate_limited']
  * Turns one upstream task object, in any documented variant, into a snapshot.
  * Throws `UpstreamInvalidError` when the body is not a task at all.
  */
-export function normaliseTask(body: unknown): TaskSnapshot {
+export function normaliseTask(body: unknown, onDroppedUrl: (scheme: string) => void = () => undefined): TaskSnapshot {
   if (!isRecord(body)) throw invalid('the task is not a JSON object');
   const id = body.task_id;
   const rawStatus = body.status;
@@ -101,7 +102,7 @@ export function normaliseTask(body: unknown): TaskSnapshot {
     cost: isTerminal(status) ? quota(body.cost) : null,
     preConsumedCost: quota(body.pre_consumed_cost),
     refundedCost: status === TaskStatus.CANCELLED ? quota(body.refunded_quota) : null,
-    result: status === TaskStatus.COMPLETED ? parseResult(body.result) : null,
+    result: status === TaskStatus.COMPLETED ? parseResult(body.result, onDroppedUrl) : null,
     error: status === TaskStatus.FAILED ? parseFailure(body.error) : null,
   };
 }
@@ -157,18 +158,28 @@ export function parseTime(value: unknown): Date | null {
   return new Date(n > 1e12 ? n : n * 1000);
 }
 
-function parseResult(value: unknown): TaskResult {
+function parseResult(value: unknown, onDroppedUrl: (scheme: string) => void): TaskResult {
   const result = isRecord(value) ? value : {};
-  return { images: parseFiles(result.images), videos: parseFiles(result.videos), audios: parseFiles(result.audios) };
+  const files = (list: unknown) => parseFiles(list, onDroppedUrl);
+  return { images: files(result.images), videos: files(result.videos), audios: files(result.audios) };
 }
 
-function parseFiles(value: unknown): MediaFile[] {
+function parseFiles(value: unknown, onDroppedUrl: (scheme: string) => void): MediaFile[] {
   if (!Array.isArray(value)) return [];
   return value.filter(isRecord).map((file) => {
     // `url` is documented as always an array; a lone string is accepted too.
-    const urls = (Array.isArray(file.url) ? file.url : [file.url]).filter((url): url is string => typeof url === 'string' && url !== '');
+    const candidates = (Array.isArray(file.url) ? file.url : [file.url]).filter(
+      (url): url is string => typeof url === 'string' && url !== '',
+    );
+    // Only absolute http(s) links leave the gateway: a `javascript:` or `data:` link would end up in some page's `href`.
+    const urls = candidates.filter((url) => isHttpUrl(url) || void onDroppedUrl(schemeOf(url)));
     return { urls, expiresAt: parseTime(file.expires_at) };
   });
+}
+
+/** The scheme of a link, for logs (never the link itself): `javascript:`, `data:`, or `relative`. */
+function schemeOf(url: string): string {
+  return /^[a-z][a-z0-9+.-]{0,20}:/i.exec(url)?.[0].toLowerCase() ?? 'relative';
 }
 
 function parseFailure(value: unknown): TaskFailure {

@@ -45,7 +45,11 @@ export interface TasksClient {
   cancelTask(id: string, credential: Credential, options?: RequestOptions): Promise<CancelOutcome>;
   /** Whether the upstream answers HTTP at all (any status below 500), without a key. */
   probe(): Promise<boolean>;
-  /** Closes the client's own connection pool (not an injected dispatcher). */
+  /**
+   * Closes the client's own connection pool (not an injected dispatcher),
+   * aborting requests still in flight: at shutdown nobody waits for them, and
+   * one the upstream never answers must not hold the exit.
+   */
   close(): Promise<void>;
 }
 
@@ -62,6 +66,8 @@ export interface TasksClientOptions {
   now?: () => number;
   /** Told of every request's end: endpoint (`get`, `submit`, `cancel`), outcome (`ok` or the error's code), seconds. */
   onRequest?: (endpoint: string, outcome: string, seconds: number) => void;
+  /** Told of each result link dropped because it is not an absolute http(s) URL: the task and the link's scheme. Default: nothing. */
+  onDroppedUrl?: (taskId: string, scheme: string) => void;
 }
 
 interface RawResponse {
@@ -79,6 +85,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     dispatcher: injected,
     now = Date.now,
     onRequest,
+    onDroppedUrl,
   } = options;
   const base = new URL(baseUrl);
   const origin = base.origin;
@@ -150,7 +157,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
 
   function taskFrom(response: RawResponse, credential: Credential, taskId?: string): TaskSnapshot {
     if (response.status < 200 || response.status >= 300) throw failure(response, credential, taskId);
-    return normaliseTask(response.body);
+    return normaliseTask(response.body, (scheme) => onDroppedUrl?.(isRecord(response.body) ? String(response.body.task_id) : '', scheme));
   }
 
   /** Runs one call and reports its outcome; invalid ids never count as requests. */
@@ -201,7 +208,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     },
 
     async close() {
-      if (!injected) await dispatcher.close();
+      if (!injected) await dispatcher.destroy();
     },
   };
 

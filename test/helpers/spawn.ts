@@ -12,12 +12,20 @@ export interface Spawned {
   stop(): Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  /** Flags for Node itself, e.g. `--expose-gc`. Default none. */
+  nodeArgs?: string[];
+  /** The child's stdout: a file descriptor of the test's (a FIFO, a file). Default: a pipe read into `output()`. */
+  stdout?: number;
+}
+
 /** Runs a TypeScript entry point of this repo in its own Node process, through tsx; registered with the leftovers. */
-export function spawnEntry(entry: string, args: string[] = [], env: Record<string, string> = {}): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+export function spawnEntry(entry: string, args: string[] = [], env: Record<string, string> = {}, options: SpawnOptions = {}): Spawned {
+  const { nodeArgs = [], stdout = 'pipe' } = options;
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', stdout, 'pipe'],
   });
   // Whatever happens to the test, the child does not outlive the test process.
   const reap = () => child.kill('SIGKILL');
@@ -37,7 +45,7 @@ export function spawnEntry(entry: string, args: string[] = [], env: Record<strin
     return exitCode;
   };
   let text = '';
-  child.stdout!.on('data', (chunk) => (text += chunk));
+  child.stdout?.on('data', (chunk) => (text += chunk));
   child.stderr!.on('data', (chunk) => (text += chunk));
   return {
     child,

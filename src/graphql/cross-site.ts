@@ -1,0 +1,64 @@
+import type { CORSOptions, Plugin } from 'graphql-yoga';
+
+/** The request body types a browser sends cross-site without a CORS preflight (the "simple" ones). */
+const simpleContentTypes = ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'];
+
+/**
+ * Refuses operation POSTs that any web page can make a visitor's browser send
+ * without asking (a form, or `fetch` with a simple body type): without this, a
+ * page on any site could submit tasks with the default key. Clients send
+ * `application/json` (or `application/graphql`), which needs a preflight that
+ * only `CORS_ORIGINS` pass. Refused: `415` with an error message, before parsing.
+ */
+export function useCrossSiteRequestRefusal(): Plugin {
+  return {
+    onRequest({ request, endResponse, fetchAPI }) {
+      if (request.method !== 'POST') return;
+      const mediaType = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (mediaType !== '' && !simpleContentTypes.includes(mediaType)) return;
+      const message = 'Operations must be POSTed as application/json; form-encoded, multipart and text/plain bodies are refused.';
+      endResponse(
+        new fetchAPI.Response(JSON.stringify({ errors: [{ message }] }), {
+          status: 415,
+          headers: { 'content-type': 'application/json' },
+        }),
+      );
+    },
+  };
+}
+
+/**
+ * yoga's `cors` option from the `CORS_ORIGINS` allow-list: a listed origin gets
+ * exactly itself back (never a reflection of whatever came), without
+ * `access-control-allow-credentials` (keys travel in `Authorization`, not cookies);
+ * any other origin gets no CORS header at all, so only same-origin pages work.
+ */
+export function corsFromAllowList(allowedOrigins: readonly string[]): (request: Request) => CORSOptions {
+  return (request) => {
+    const origin = request.headers.get('origin');
+    if (origin === null || !allowedOrigins.includes(origin)) return false;
+    return {
+      origin: [origin],
+      credentials: false,
+      methods: ['GET', 'POST'],
+      // No allowedHeaders: a listed origin may send what its client needs (yoga echoes the preflight's list).
+      maxAge: 600, // 10 min
+    };
+  };
+}
+
+/**
+ * Whether a browser page may open a WebSocket here: browsers apply no CORS to
+ * WebSockets, so without this check any site could open one with no
+ * credential and run operations with the default key. No `Origin` (not a
+ * browser), the gateway's own origin (same host), or a listed origin pass.
+ */
+export function isAllowedWebSocketOrigin(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[]): boolean {
+  if (origin === undefined) return true;
+  if (allowedOrigins.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
