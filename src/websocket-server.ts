@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import type { GraphQLSchema } from 'graphql';
+import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from './graphql/context.ts';
@@ -12,6 +12,7 @@ import { subscriptionWeight } from './graphql/subscription-weight.ts';
 import { sha256 } from './lib/sha256.ts';
 import { type Credential, credentialFromConnectionParams } from './upstream/credential.ts';
 import { UpstreamError } from './upstream/errors.ts';
+import { createPayloadSplicer } from './websocket-payloads.ts';
 
 export interface WebSocketServerOptions {
   httpServer: Server;
@@ -82,7 +83,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
   };
 
   const alive = new WeakSet<import('ws').WebSocket>();
+  const payloads = createPayloadSplicer();
   webSockets.on('connection', (socket) => {
+    payloads.wrap(socket);
     alive.add(socket);
     socket.on('pong', () => alive.add(socket));
   });
@@ -103,6 +106,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       connectionInitWaitTimeout: connectionInitTimeoutMs,
       execute: executor.execute as never,
       subscribe: executor.execute as never,
+      // Each change's payload is serialised once for every watcher of the same operation and variables.
+      onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
       onConnect: (context) => {
         try {
           credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
