@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { schema } from './executable-schema.ts';
+import { createGraphiQL } from './graphiql.ts';
 import type { ContextServices } from './graphql/context.ts';
 import { createExecutor } from './graphql/executor.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -113,12 +114,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
     stopping: stopping.signal,
   };
+  const graphiql = createGraphiQL();
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
       multipartHeartbeatMs: options.multipartHeartbeatMs,
       corsOrigins: config.corsOrigins,
+      renderGraphiQL: graphiql.renderPage,
     }),
+    graphiql,
     webhooks,
     metrics,
     logger,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { GRAPHIQL_ASSETS_PATH } from './graphiql.ts';
 import { sendJson } from './lib/send-json.ts';
 import { type Logger, loggablePath } from './logger.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -12,6 +13,8 @@ export const MAX_REQUEST_BYTES = 256 * 1024;
 export interface HttpRoutesOptions {
   /** GraphQL over HTTP, SSE and GraphiQL (yoga): everything the other routes do not take. */
   graphql: (request: IncomingMessage, response: ServerResponse) => unknown;
+  /** GraphiQL's static assets. */
+  graphiql: { handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> };
   webhooks: { handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> };
   metrics: GatewayMetrics;
   logger: Logger;
@@ -41,6 +44,7 @@ export interface HttpRoutes {
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const {
     graphql,
+    graphiql,
     webhooks,
     metrics,
     logger,
@@ -75,6 +79,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
       return;
     }
+    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
     if (path === '/' && request.method === 'GET') {
       // A plain page, no build step; read once, on first use.

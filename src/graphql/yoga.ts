@@ -21,6 +21,8 @@ export interface GraphQLHttpOptions {
   trustedDocuments?: TrustedDocuments | null;
   /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
   corsOrigins?: readonly string[];
+  /** Renders GraphiQL's page for browsers at `/graphql` (`src/graphiql.ts`: a small page, assets served apart). */
+  renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
 }
 
 /**
@@ -32,9 +34,9 @@ export function createGraphQLHttpHandler(
   schema: GraphQLSchema,
   services: ContextServices,
   logger: Logger,
-  options: GraphQLHttpOptions = {},
+  options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [] } = options;
+  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -66,9 +68,8 @@ export function createGraphQLHttpHandler(
       },
     },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
-    // GraphiQL's scripts and styles are served inline: no CDN, so it works offline and behind strict CSPs.
-    // Loaded on first use: the bundle is about 30 MiB of heap a gateway that never shows GraphiQL need not hold.
-    renderGraphiQL: async (graphiqlOptions) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
+    // A small page; GraphiQL's scripts and styles come from this gateway (src/graphiql.ts), no CDN.
+    renderGraphiQL: renderGraphiQL as never,
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
 }
