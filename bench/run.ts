@@ -18,7 +18,10 @@
  *     100 taskUpdated subscriptions to the same ids, and both at once (bench/dashboard.ts).
  *  7. idle RSS of a started gateway (`npm start`: `node dist/main.js`, built when
  *     stale), beside the same gateway transpiled at start by tsx (`npm run dev`).
- * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard` and `-- idle` that section alone.
+ *  8. performance at the limit (bench/performance.ts): per-poll CPU, RSS per watched task,
+ *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
+ * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`
+ * and `-- performance [polls|watchers|http]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -32,6 +35,7 @@ import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/re
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
 import { dashboard } from './dashboard.ts';
+import { runPerformance } from './performance.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -47,6 +51,7 @@ const SECTIONS = {
   replicas: 'Upstream GETs per poll interval for one task, replicas sharing loops through Redis',
   dashboard: 'Upstream cost of a dashboard',
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
+  performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -339,6 +344,7 @@ if (!only || only === 'soak') await soak();
 if (!only || only === 'replicas') await replicas();
 if (!only || only === 'dashboard') await dashboard((detail) => heading('dashboard', detail));
 if (!only || only === 'idle') await idle();
+if (!only || only === 'performance') await runPerformance(() => heading('performance'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);
