@@ -72,7 +72,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
   let nextDocumentId = 0;
   // Shared executions live for one turn of the event loop: every watcher waiting when a change
   // is pushed takes it in the same turn; a slow one that reads later executes its own.
-  const executions = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
+  const executions = new WeakMap<object, Map<string, PromiseOrValue<ExecutionResult>>>();
 
   function prepare(query: string): PreparedOperation {
     const cached = operations.get(query);
@@ -110,8 +110,13 @@ export function createExecutor(options: ExecutorOptions): Executor {
     return `${documentId}\0${args.operationName ?? ''}\0${JSON.stringify(coerced.coerced)}`;
   }
 
-  function sharedExecution(event: unknown, key: string | null, run: () => ExecutionResult | Promise<ExecutionResult>) {
-    if (key === null || typeof event !== 'object' || event === null) return Promise.resolve(run()).then(maskResult);
+  /** The result of `event` for `key`: executed by the first watcher to ask, the same object for the others. */
+  function sharedExecution(
+    event: unknown,
+    key: string | null,
+    run: () => PromiseOrValue<ExecutionResult>,
+  ): PromiseOrValue<ExecutionResult> {
+    if (key === null || typeof event !== 'object' || event === null) return masked(run());
     let byKey = executions.get(event);
     if (!byKey) {
       byKey = new Map();
@@ -120,7 +125,13 @@ export function createExecutor(options: ExecutorOptions): Executor {
     }
     let result = byKey.get(key);
     if (!result) {
-      result = Promise.resolve(run()).then(maskResult);
+      // Events resolve synchronously: most results are plain values, handed on without a promise hop per watcher.
+      result = masked(run());
+      if (result instanceof Promise)
+        result.then(
+          (value) => byKey.set(key, value),
+          () => undefined,
+        );
       byKey.set(key, result);
     }
     return result;
@@ -145,6 +156,12 @@ function parseFailed(message = 'The operation could not be parsed.'): GraphQLErr
   return gatewayError('GRAPHQL_PARSE_FAILED', message);
 }
 
+type PromiseOrValue<T> = T | Promise<T>;
+
+function masked(result: PromiseOrValue<ExecutionResult>): PromiseOrValue<ExecutionResult> {
+  return result instanceof Promise ? result.then(maskResult) : maskResult(result);
+}
+
 /** Applies `maskError` to every error of a result: the one mapping to client-facing errors. */
 export function maskResult(result: ExecutionResult): ExecutionResult {
   return result.errors ? { ...result, errors: result.errors.map((error) => maskError(error)) } : result;
@@ -155,11 +172,13 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 }
 
 /** A lean async map over a source stream: `return()` reaches the source (the watcher leaves). */
-function mapEvents<T, R>(source: AsyncIterator<T>, map: (value: T) => Promise<R>): AsyncIterableIterator<R> {
+function mapEvents<T, R>(source: AsyncIterator<T>, map: (value: T) => PromiseOrValue<R>): AsyncIterableIterator<R> {
   const iterator: AsyncIterableIterator<R> = {
     async next() {
       const step = await source.next();
-      return step.done ? { value: undefined, done: true } : { value: await map(step.value), done: false };
+      if (step.done) return { value: undefined, done: true };
+      const value = map(step.value);
+      return { value: value instanceof Promise ? await value : value, done: false };
     },
     async return() {
       await source.return?.();
