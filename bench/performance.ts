@@ -260,9 +260,6 @@ async function httpPath(upstreamUrl: string) {
     `   reload: ${kib(reload)} (the page; the assets are ${cacheable ? 'cached for good' : 'NOT cached'}; target: at most 50 KB)`,
   );
   await gateway.stop();
-  console.log(
-    `\nIdle gateway process RSS: ${mib(idle)} (${gateway.built ? 'node dist/main.js' : 'sources through tsx'}; target: at most 120 MiB)`,
-  );
 }
 
 /** Bytes of a response on the wire (body as sent, headers included roughly). */
