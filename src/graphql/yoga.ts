@@ -60,6 +60,9 @@ export function createGraphQLHttpHandler(
     cors: corsFromAllowList(corsOrigins),
     // No file uploads: multipart bodies are refused with the other simple types.
     multipart: false,
+    // The body limit is enforced before yoga (http-routes.ts: Content-Length required, at most 256 KiB); yoga's
+    // own would pipe every body through a TransformStream, a third of a small request's cost.
+    maxRequestBodySize: false,
     maskedErrors: {
       maskError: (error) => {
         const masked = maskError(error);
