@@ -100,6 +100,9 @@ describe('the gateway process, signals and a stalled log reader', () => {
       while (upstream.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
 
       gateway.child.kill('SIGTERM');
+      // Two pending SIGTERMs merge into one (POSIX signals do not queue): the second goes once the first was
+      // taken, then 50 ms on, while the stop still waits for the request in flight.
+      await gateway.waitFor(/"shutting down"/);
       await new Promise((resolve) => setTimeout(resolve, 50));
       gateway.child.kill('SIGTERM');
       expect(await exitWithin(gateway, 20_000)).toBe(0);
