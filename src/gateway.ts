@@ -138,6 +138,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
     allowedOrigins: config.corsOrigins,
+    onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
   });
   metrics.observe({
     connections: webSockets.connections,

@@ -34,6 +34,8 @@ export interface WebSocketServerOptions {
   allowedOrigins?: readonly string[];
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
+  /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
+  onSocketError?: (error: Error) => void;
 }
 
 export interface GraphQLWebSocketServer {
@@ -65,6 +67,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     maxPayloadBytes = 64 * 1024, // 64 KiB
     connectionInitTimeoutMs = 3_000, // 3 s
     keepAliveMs = 30_000, // 30 s
+    onSocketError = () => undefined,
     trustedDocuments = null,
     allowedOrigins = [],
   } = options;
@@ -88,6 +91,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     payloads.wrap(socket);
     alive.add(socket);
     socket.on('pong', () => alive.add(socket));
+    // graphql-ws prints every socket error (an oversized frame, a bad UTF-8 frame: the client's doing) with its
+    // stack to stderr, past our logs and their bounds. ws closes such a socket itself; we only tell `onSocketError`.
+    queueMicrotask(() => {
+      socket.removeAllListeners('error');
+      socket.on('error', onSocketError);
+    });
   });
   let keepAlive: NodeJS.Timeout | undefined;
   const pingAll = () => {
@@ -129,7 +138,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           held = new Map();
           weights.set(context, held);
         }
-        const weight = subscriptionWeight(document, params.operationName, params.variables, MAX_TASKS_PER_SUBSCRIPTION);
+        const weight = subscriptionWeight(schema, document, params.operationName, params.variables, MAX_TASKS_PER_SUBSCRIPTION);
         let others = 0;
         for (const [other, weightOf] of held) {
           if (other in context.subscriptions && other !== id) others += weightOf;
@@ -154,6 +163,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       },
     },
     webSockets,
+    // No keep-alive of graphql-ws's own: ours above pings every `keepAliveMs` and drops the silent.
+    0,
   );
 
   return {

@@ -15,7 +15,7 @@ import {
 } from 'graphql';
 import { createLruMap } from '../lib/lru-map.ts';
 import { gatewayError, maskError } from './errors.ts';
-import { costRules } from './limits.ts';
+import { costRules, tooManySelections } from './limits.ts';
 
 const emptyDocument: DocumentNode = { kind: Kind.DOCUMENT, definitions: [] };
 
@@ -87,7 +87,8 @@ export function createExecutor(options: ExecutorOptions): Executor {
     } catch (error) {
       return { document: emptyDocument, errors: [error instanceof GraphQLError ? parseFailed(error.message) : parseFailed()] };
     }
-    const errors = validate(schema, document, [...specifiedRules, ...costRules]);
+    const tooMany = tooManySelections(document);
+    const errors = tooMany ? [tooMany] : validate(schema, document, [...specifiedRules, ...costRules]);
     // A refused operation is not kept: junk must not push real operations out.
     if (errors.length > 0) return { document, errors };
     const prepared = { document, errors };

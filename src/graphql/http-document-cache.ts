@@ -1,6 +1,7 @@
 import { type DocumentNode, GraphQLError, parse, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { createLruMap } from '../lib/lru-map.ts';
+import { tooManySelections } from './limits.ts';
 
 export interface HttpDocumentCacheOptions {
   /** Most lexical tokens in one operation; more is a syntax error (as on WebSocket). Default 10 000. */
@@ -51,6 +52,8 @@ export function useHttpDocumentCache(options: HttpDocumentCacheOptions = {}): Pl
     onValidate({ params, setResult, setValidationFn }) {
       if (valid.has(params.documentAST)) return void setResult([]);
       setValidationFn((schema, document, rules, typeInfo, validationOptions) => {
+        const tooMany = tooManySelections(document);
+        if (tooMany) return [tooMany];
         const errors = validate(schema, document, rules, typeInfo, validationOptions);
         if (errors.length === 0) {
           valid.add(document);

@@ -206,4 +206,34 @@ describe('tasksUpdated and the per-connection subscription limit', () => {
     await eventually(() => expect(tooMany.errors).toHaveLength(1));
     expect(JSON.stringify(tooMany.errors)).toContain('TOO_MANY_SUBSCRIPTIONS');
   });
+
+  it('counts the ids however the operation hides them: fragments, inline fragments, variable defaults', async () => {
+    const ids = await Promise.all(Array.from({ length: 6 }, submit));
+    const list = JSON.stringify(ids);
+    const hidden = [
+      `subscription { ... on Subscription { tasksUpdated(ids: ${list}) { __typename } } }`,
+      `subscription { ...Watch } fragment Watch on Subscription { tasksUpdated(ids: ${list}) { __typename } }`,
+      `subscription($ids: [ID!]! = ${list}) { tasksUpdated(ids: $ids) { __typename } }`,
+    ];
+    for (const query of hidden) {
+      const errors: unknown[] = [];
+      let settled = false;
+      client().subscribe(
+        { query },
+        {
+          next: (result) => {
+            if (result.errors) errors.push(result.errors);
+            settled = true;
+          },
+          error: (error) => {
+            errors.push(error);
+            settled = true;
+          },
+          complete: () => undefined,
+        },
+      );
+      await eventually(() => expect(settled).toBe(true));
+      expect(JSON.stringify(errors)).toContain('TOO_MANY_SUBSCRIPTIONS');
+    }
+  });
 });
