@@ -48,6 +48,26 @@ export function corsFromAllowList(allowedOrigins: readonly string[]): (request: 
 }
 
 /**
+ * With an allow-list, what CORS headers a response carries depends on the
+ * request's `Origin`: say so (`Vary: Origin`), so that a shared cache never
+ * hands one origin's answer (a persisted-query GET, say) to another.
+ */
+export function useVaryOnOrigin(): Plugin {
+  return {
+    onResponse({ response }) {
+      const vary = response.headers.get('vary');
+      if (
+        !vary
+          ?.toLowerCase()
+          .split(/\s*,\s*/)
+          .includes('origin')
+      )
+        response.headers.set('vary', vary ? `${vary}, Origin` : 'Origin');
+    },
+  };
+}
+
+/**
  * Whether a browser page may open a WebSocket here: browsers apply no CORS to
  * WebSockets, so without this check any site could open one with no
  * credential and run operations with the default key. No `Origin` (not a

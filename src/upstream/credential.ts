@@ -51,19 +51,29 @@ export function credentialFromAuthorization(header: string | null | undefined, f
 
 /**
  * The credential of a WebSocket connection, from `connectionParams`: its
- * `authorization` entry, the name matched case-insensitively (GraphiQL sends
- * `Authorization`). No such entry: `fallback`. Anything else than one string
- * in `Bearer <key>` form (an object, an empty string, two spellings) throws
- * `UnauthenticatedError`: a credential that is present is never replaced by the default.
+ * `authorization` entry, or `headers.authorization` (as Apollo's and urql's
+ * examples send it), names matched case-insensitively and trimmed (GraphiQL
+ * sends `Authorization`). No such entry: `fallback`. Anything else than one
+ * string in `Bearer <key>` form (an object, an empty string, two spellings, a
+ * `token` or `authToken` instead) throws `UnauthenticatedError`: a credential
+ * that is present is never replaced by the default.
  */
 export function credentialFromConnectionParams(
   params: Readonly<Record<string, unknown>> | null | undefined,
   fallback: Credential | null,
 ): Credential {
-  const values = Object.entries(params ?? {})
-    .filter(([name]) => name.toLowerCase() === 'authorization')
-    .map(([, value]) => value);
-  if (values.length === 0) return credentialFromAuthorization(null, fallback);
+  const named = (record: unknown, names: readonly string[]) =>
+    typeof record === 'object' && record !== null
+      ? Object.entries(record).filter(([name]) => names.includes(name.trim().toLowerCase()))
+      : [];
+  const headers = named(params, ['headers']).flatMap(([, value]) => named(value, ['authorization']));
+  const values = [...named(params, ['authorization']), ...headers].map(([, value]) => value);
+  if (values.length === 0) {
+    if (named(params, ['token', 'authtoken', 'apikey', 'api_key']).length > 0) {
+      throw new UnauthenticatedError('Send the key as connectionParams.authorization, "Bearer <key>".');
+    }
+    return credentialFromAuthorization(null, fallback);
+  }
   const [value] = values;
   if (values.length > 1 || typeof value !== 'string') {
     throw new UnauthenticatedError('connectionParams.authorization must be one string, "Bearer <key>".');

@@ -99,6 +99,14 @@ describe('cross-site requests with CORS_ORIGINS', () => {
     expect(await openWith(stack, 'https://app.example')).toBe('open');
   });
 
+  it('marks every answer as varying by Origin, so that no shared cache hands one origin’s answer to another', async () => {
+    for (const origin of ['https://app.example', 'https://evil.example']) {
+      const response = await fetch(`${stack.gatewayUrl}/graphql?query=${encodeURIComponent('{ __typename }')}`, { headers: { origin } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('vary')?.split(/\s*,\s*/)).toContain('Origin');
+    }
+  });
+
   it('never reflects an origin that is not listed', async () => {
     for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'null']) {
       expect((await preflight(origin)).headers.get('access-control-allow-origin')).toBeNull();

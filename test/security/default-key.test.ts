@@ -73,10 +73,22 @@ describe('the default key (UPSTREAM_API_KEY)', () => {
     ['null', { authorization: null }],
     ['not a bearer key', { Authorization: 'sk-x' }],
     ['two spellings', { authorization: 'Bearer sk-a', Authorization: 'Bearer sk-b' }],
+    ['a name with a space', { 'authorization ': 'Bearer two words' }],
+    ['in headers, malformed', { headers: { Authorization: 'Bearer junk with space' } }],
+    ['a token instead', { token: 'sk-x' }],
+    ['an authToken instead', { authToken: 'Bearer sk-x' }],
   ])('closes a WebSocket whose connectionParams.authorization is %s with 4403', async (_, payload) => {
     const { outcome, socket } = await connect(stack, payload);
     sockets.push(socket);
     expect(outcome).toBe(4403);
+  });
+
+  it('reads connectionParams.headers.authorization as the caller’s own key, not the default', async () => {
+    const { outcome, socket } = await connect(stack, { headers: { authorization: 'Bearer sk-own' } });
+    sockets.push(socket);
+    expect(outcome).toBe('ack');
+    const result = await run(socket, 'query($id: ID!) { task(id: $id) { ... on BaseTask { id } } }', { id: ownTask });
+    expect(result.data.task).toEqual({ id: ownTask });
   });
 
   it('reads connectionParams.Authorization (any case) as the caller’s own key, not the default', async () => {
