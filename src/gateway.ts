@@ -18,6 +18,9 @@ import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
+import { createLocalBudget } from './upstream/key-budget.ts';
+import { createRequestScheduler, type RequestScheduler } from './upstream/request-scheduler.ts';
+import { createScheduledClient } from './upstream/scheduled-client.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 import { createWebhooks } from './webhooks.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
@@ -56,7 +59,18 @@ export interface Gateway {
    */
   stop(graceMs?: number): Promise<void>;
   readonly poller: TaskPoller;
+  /** The per-key scheduler every upstream request goes through. */
+  readonly requestScheduler: RequestScheduler;
   readonly metrics: GatewayMetrics;
+}
+
+/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
+const MAX_UPSTREAM_IN_FLIGHT = 128;
+
+/** The budget's rules from the configuration: a configured rate is where a key starts and its ceiling. */
+function budgetRules(config: Config) {
+  const rate = config.upstreamRateLimitPerKey;
+  return rate === null ? {} : { initialRatePerSec: rate, maxRatePerSec: rate };
 }
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
@@ -68,9 +82,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
   let droppedUrlLogged = false;
-  const tasksClient = createTasksClient({
+  const upstream = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
+    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
     now,
     onRequest: metrics.upstreamRequest,
     onDroppedUrl: (taskId, scheme) => {
@@ -82,8 +97,26 @@ export function createGateway(options: GatewayOptions): Gateway {
       );
     },
   });
+  const budget = createLocalBudget({ now, ...budgetRules(config) });
+  const requestScheduler = createRequestScheduler({
+    budget,
+    maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
+    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
+    maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
+    maxQueueWaitMs: config.upstreamQueueTimeoutMs,
+    now,
+    scheduler,
+    onSent: (priority, waitedMs, sinceLastReadMs) =>
+      metrics.upstreamSent(priority, waitedMs / 1000, sinceLastReadMs === null ? null : sinceLastReadMs / 1000),
+    onThrottled: metrics.throttled,
+    onFailFast: metrics.failedFast,
+  });
+  // Every upstream request of a key, from loops, queries and mutations alike, goes through its scheduler.
+  const tasksClient = createScheduledClient(upstream, requestScheduler);
   const poller = createTaskPoller({
     client: tasksClient,
+    maxLoopsPerKey: config.maxLoopsPerKey,
+    maxLoops: config.maxLoops,
     intervalMs: config.pollIntervalMs,
     maxIntervalMs: config.pollMaxIntervalMs,
     timeoutMs: config.pollTimeoutMs,
@@ -144,12 +177,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     connections: webSockets.connections,
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
+    queued: () => requestScheduler.stats().queued,
     coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
     droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
   return {
     poller,
+    requestScheduler,
     metrics,
     async start() {
       coordinator.start();
@@ -171,12 +206,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
       await webSockets.dispose();
       poller.dispose();
+      requestScheduler.dispose();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
       clearTimeout(grace);
       await tasksClient.close();
       await recentTasksStore.dispose();
+      await budget.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller.ts';
 import type { TaskEvent } from '../../src/pollers/task-sink.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
-import { PollTimeoutError, TaskNotFoundError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { PollTimeoutError, TaskNotFoundError, TooManySubscriptionsError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
+import { createScheduledClient } from '../../src/upstream/scheduled-client.ts';
 import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
 import { createManualClock, createManualScheduler, eventually, type ManualScheduler } from '../helpers/clock.ts';
@@ -289,15 +291,53 @@ describe('the shared task poller', () => {
     expect(own.ended()).toBe(false);
   });
 
-  it('bounds the upstream requests in flight over all loops', async () => {
-    const bounded = createTaskPoller({ client, now: clock.now, scheduler, maxConcurrentRequests: 3 });
+  it('bounds the upstream requests in flight over all loops (through the request scheduler)', async () => {
+    const requests = createRequestScheduler({ maxInFlight: 3, now: clock.now, scheduler });
+    const bounded = createTaskPoller({ client: createScheduledClient(client, requests), now: clock.now, scheduler });
+    // Keys the upstream has not accepted yet send one at a time: use three keys.
     track(() => bounded.dispose());
+    track(() => requests.dispose());
     upstream.script({ fault: 'hang' });
-    for (let i = 0; i < 10; i++) collect(bounded.subscribe(alice, `task-${i}`));
+    for (let i = 0; i < 12; i++) collect(bounded.subscribe(createCredential(`sk-bound-${i % 3}`), `task-${i}`));
     await eventually(() => expect(upstream.gets()).toBe(3));
-    expect(bounded.stats()).toMatchObject({ loops: 10, inflight: 3 });
+    expect(bounded.stats()).toMatchObject({ loops: 12, inflight: 12 });
+    expect(requests.stats()).toMatchObject({ inFlight: 3, queued: 9 });
     bounded.dispose();
     expect(bounded.stats().loops).toBe(0);
+    await eventually(() => expect(requests.stats()).toMatchObject({ inFlight: 0, queued: 0 }));
+    requests.dispose();
+  });
+
+  it('caps the loops per key and in total with TOO_MANY_SUBSCRIPTIONS, and still answers reads', async () => {
+    const capped = createTaskPoller({ client, now: clock.now, scheduler, maxLoopsPerKey: 2, maxLoops: 3 });
+    track(() => capped.dispose());
+    upstream.script({ status: 'processing', progress: 5 });
+    const bob = createCredential('sk-bob');
+    const watchers = [collect(capped.subscribe(alice, 'task-a1')), collect(capped.subscribe(alice, 'task-a2'))];
+    const overKey = collect(capped.subscribe(alice, 'task-a3'));
+    await overKey.done;
+    expect(overKey.events[0]).toBeInstanceOf(TooManySubscriptionsError);
+    expect((overKey.events[0] as Error).message).toContain('MAX_LOOPS_PER_KEY');
+    // A second watcher of a task already watched needs no new loop.
+    watchers.push(collect(capped.subscribe(alice, 'task-a1')));
+    watchers.push(collect(capped.subscribe(bob, 'task-b1')));
+    const overAll = collect(capped.subscribe(bob, 'task-b2'));
+    await overAll.done;
+    expect((overAll.events[0] as Error).message).toContain('MAX_LOOPS');
+    expect(capped.stats()).toMatchObject({ loops: 3, subscribers: 4 });
+    await expect(capped.read(alice, 'task-a3')).resolves.toMatchObject({ status: 'PROCESSING' });
+    for (const watcher of watchers) await eventually(() => expect(watcher.events).toHaveLength(1));
+    expect(watchers.every((watcher) => !(watcher.events[0] instanceof Error))).toBe(true);
+    capped.dispose();
+  });
+
+  it('ends the loop of a task the upstream answers 404 at once', async () => {
+    upstream.script({ fault: 404 });
+    const watcher = collect(poller.subscribe(alice, 'task-missing'));
+    await watcher.done;
+    expect(watcher.events[0]).toBeInstanceOf(TaskNotFoundError);
+    expect(poller.stats()).toMatchObject({ loops: 0, subscribers: 0 });
+    expect(scheduler.pending()).toEqual([]);
   });
 
   it('leaves nothing behind after 10,000 subscribe/unsubscribe cycles', async () => {

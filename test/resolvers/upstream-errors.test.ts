@@ -50,7 +50,8 @@ describe('typed upstream failures as GraphQL errors', () => {
     ['task-reset', 'UPSTREAM_UNAVAILABLE'],
     ['task-hang', 'TIMEOUT'],
   ])('maps %s to %s with a safe message', async (id, code) => {
-    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, 'sk-secret-key-123');
+    // A key of its own per case: a 401 makes its key fail fast, a 429 pauses its key.
+    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, `sk-secret-key-123-${id}`);
     expect(data?.task).toBeNull();
     expect(errors).toHaveLength(1);
     expect(errors![0]!.extensions?.code).toBe(code);
