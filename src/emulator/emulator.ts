@@ -42,7 +42,7 @@ export interface EmulatorStats {
   callbacks: number;
   /** GETs answered with an injected fault. */
   faults: number;
-  /** Requests to `/v1/tasks...` with a valid key, answered or refused with 429. */
+  /** Requests to `/v1/tasks...`, whatever their answer (401 and 429 included). */
   requests: number;
   /** Requests refused with `429 quota_window_exceeded`, by API key. */
   rateLimited: Map<string, number>;
@@ -103,11 +103,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (request.method === 'GET' && segments[0] === 'files') return sendFile(response, segments[2] ?? '');
     if (segments[0] !== 'v1' || segments[1] !== 'tasks') return notFound(response, 'not_found', 'No such endpoint.');
+    stats.requests += 1;
     const apiKey = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (!apiKey || !isValidKey(apiKey)) {
       return sendJson(response, 401, { error: { message: 'Invalid API key.', code: 'invalid_api_key', type: 'authentication_error' } });
     }
-    stats.requests += 1;
     const verdict = limiter?.check(apiKey, now());
     if (verdict && !verdict.allowed) {
       stats.rateLimited.set(apiKey, (stats.rateLimited.get(apiKey) ?? 0) + 1);
