@@ -85,7 +85,7 @@ describe('the per-key request scheduler', () => {
     poll('task-a', 3_000);
     poll('task-b', 1_000);
     poll('task-c', 2_000);
-    let promote = () => undefined as void;
+    let promote: () => void = () => undefined;
     poll('task-d', 4_000, (move) => {
       promote = move;
     });
@@ -145,7 +145,7 @@ describe('the per-key request scheduler', () => {
     scheduler.advance(2_000);
     const timedOut = await queued;
     expect(timedOut).toBeInstanceOf(QueueTimeoutError);
-    expect(timedOut.code).toBe('TIMEOUT');
+    expect(timedOut.clientCode).toBe('TIMEOUT');
     expect(timedOut.message).toMatch(/waited 2000 ms in the gateway's queue .* was not sent/);
     expect(received).toHaveLength(1);
 
