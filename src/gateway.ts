@@ -206,11 +206,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
       await webSockets.dispose();
       poller.dispose();
-      requestScheduler.dispose();
       server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+      const grace = setTimeout(() => {
+        server.closeAllConnections();
+        // What still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
+        requestScheduler.dispose();
+      }, graceMs);
       await closed;
       clearTimeout(grace);
+      requestScheduler.dispose();
       await tasksClient.close();
       await recentTasksStore.dispose();
       await budget.dispose();

@@ -49,9 +49,9 @@ export interface RequestSchedulerOptions {
 
 export interface RequestScheduler {
   /** Runs `send` when the key's budget, its in-flight bound and the priorities allow; settles with its outcome. */
-  run<T>(keyHash: string, send: () => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
+  run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
   stats(): { queued: number; inFlight: number; keys: number };
-  /** Fails every waiting request and stops every timer. */
+  /** Fails every waiting request, aborts those in flight, and stops every timer. */
   dispose(): void;
 }
 
@@ -59,7 +59,7 @@ export interface RequestScheduler {
 const URGENT_RETRY_WITHIN_MS = 1_000;
 
 interface Entry {
-  send: () => Promise<unknown>;
+  send: (signal: AbortSignal) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   priority: RequestPriority;
@@ -123,6 +123,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   let inFlight = 0;
   let seq = 0;
   let disposed = false;
+  /** Aborts every request in flight when the scheduler is disposed. */
+  const shutdown = new AbortController();
 
   const remember = <V>(map: Map<string, V>, key: string, value: V) => {
     map.delete(key);
@@ -292,7 +294,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     onSent?.(entry.priority, at - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? at - entry.lastReadAt : null);
     entry.attempts += 1;
     void entry
-      .send()
+      .send(entry.signal ? AbortSignal.any([entry.signal, shutdown.signal]) : shutdown.signal)
       .then(
         (value) => {
           remember(proven, state.hash, true);
@@ -360,7 +362,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   }
 
   return {
-    run<T>(keyHash: string, send: () => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
+    run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
       const { priority = 'urgent', lastReadAt = 0, signal, onQueued } = hints;
       if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
       if (signal?.aborted) return Promise.reject(signal.reason);
@@ -437,6 +439,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         state.wake?.();
       }
       blocked.clear();
+      shutdown.abort(new QueueTimeoutError('The gateway is shutting down.'));
     },
   };
 }

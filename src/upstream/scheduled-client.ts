@@ -11,17 +11,20 @@ export function createScheduledClient(client: TasksClient, scheduler: RequestSch
   return {
     async getTask(id, credential, options = {}) {
       validateTaskId(id);
-      const { signal } = options;
-      return scheduler.run(credential.hash, () => client.getTask(id, credential, { signal }), options);
+      return scheduler.run(credential.hash, (signal) => client.getTask(id, credential, { signal }), options);
     },
     async submitTask(request, credential, options = {}) {
-      const { signal } = options;
-      return scheduler.run(credential.hash, () => client.submitTask(request, credential, { signal }), { signal, priority: 'urgent' });
+      return scheduler.run(credential.hash, (signal) => client.submitTask(request, credential, { signal }), {
+        signal: options.signal,
+        priority: 'urgent',
+      });
     },
     async cancelTask(id, credential, options = {}) {
       validateTaskId(id);
-      const { signal } = options;
-      return scheduler.run(credential.hash, () => client.cancelTask(id, credential, { signal }), { signal, priority: 'urgent' });
+      return scheduler.run(credential.hash, (signal) => client.cancelTask(id, credential, { signal }), {
+        signal: options.signal,
+        priority: 'urgent',
+      });
     },
     probe: () => client.probe(),
     close: () => client.close(),
