@@ -19,6 +19,7 @@ import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/r
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
 import { createLocalBudget } from './upstream/key-budget.ts';
+import { createRedisBudget } from './upstream/redis-budget.ts';
 import { createRequestScheduler, type RequestScheduler } from './upstream/request-scheduler.ts';
 import { createScheduledClient } from './upstream/scheduled-client.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
@@ -97,7 +98,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       );
     },
   });
-  const budget = createLocalBudget({ now, ...budgetRules(config) });
+  const sharedBudget = config.redisUrl ? createRedisBudget({ url: config.redisUrl, now, ...budgetRules(config) }) : null;
+  const budget = sharedBudget ?? createLocalBudget({ now, ...budgetRules(config) });
+  // Loops and budgets are both shared only while both reach Redis.
+  const shared = () => coordinator.healthy() && (sharedBudget?.healthy() ?? true);
   const requestScheduler = createRequestScheduler({
     budget,
     maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
@@ -160,7 +164,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     probe: tasksClient.probe,
-    coordination: () => (config.redisUrl === null ? 'local' : coordinator.healthy() ? 'redis' : 'degraded: polling locally'),
+    coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -178,7 +182,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     queued: () => requestScheduler.stats().queued,
-    coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
+    coordination: config.redisUrl ? () => (shared() ? 1 : 0) : undefined,
     droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
@@ -188,6 +192,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     async start() {
       coordinator.start();
+      budget.start();
       webSockets.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

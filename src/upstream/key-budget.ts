@@ -25,6 +25,8 @@ export interface KeyBudget {
   learn(keyHash: string, lesson: BudgetLesson): void | Promise<void>;
   /** What this process knows of the key: its pace (requests/s) and its next free slot (ms). */
   peek(keyHash: string): { ratePerSec: number; nextSlotAt: number };
+  /** Connects what the budget needs (Redis); nothing connects before. */
+  start(): void;
   /** Releases what the budget holds (a Redis connection). */
   dispose(): Promise<void>;
 }
@@ -163,6 +165,7 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
       const state = states.get(keyHash) ?? freshState(rules);
       return { ratePerSec: 1_000 / state.intervalMs, nextSlotAt: Math.max(state.tat - state.burstMs, now()) };
     },
+    start: () => undefined,
     dispose: async () => undefined,
     get size() {
       return states.size;
