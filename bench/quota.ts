@@ -100,7 +100,9 @@ async function measure(replicas: number, redisUrl: string | null): Promise<Figur
   emulator.resetStats();
   const gateways: Array<{ child: ChildProcess; url: string }> = [];
   for (let i = 0; i < replicas; i++) gateways.push(await startGateway(upstreamUrl, redisUrl));
-  const shares = gateways.map((_, i) => ids.slice(Math.round((i * TASKS) / replicas), Math.round(((i + 1) * TASKS) / replicas)));
+  // Ten watchers per socket: each replica's share of the tasks is a multiple of ten.
+  const cut = (i: number) => Math.round((i * TASKS) / replicas / 10) * 10;
+  const shares = gateways.map((_, i) => ids.slice(cut(i), cut(i + 1)));
   const clients = await Promise.all(gateways.map(() => startClients()));
   await Promise.all(
     clients.map((client, i) =>
