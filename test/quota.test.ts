@@ -19,6 +19,13 @@ async function createTasks(emulator: Emulator, key: string, count: number, body:
   );
 }
 
+/** The value of one sample in the gateway's Prometheus text, 0 when absent. */
+async function metric(stack: Stack, sample: string): Promise<number> {
+  const text = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
 describe('one key under its upstream quota (40 watched tasks, 10 requests/s, injected clock)', () => {
   const KEY = 'sk-quota-small';
   const TASKS = 40;
@@ -91,6 +98,12 @@ describe('one key under its upstream quota (40 watched tasks, 10 requests/s, inj
     const useful = [...reads.values()].reduce((sum, n) => sum + n, 0);
     expect(useful).toBeGreaterThan(0);
     expect(emulator.stats.requests - refused).toBeGreaterThanOrEqual(0.9 * CAP * 30);
+    // Visible: how stale watched tasks got, and how long requests waited for the key's budget.
+    expect(await metric(stack, 'task_gateway_watched_task_read_age_seconds_count')).toBeGreaterThan(0);
+    expect(await metric(stack, 'task_gateway_watched_task_read_age_seconds_bucket{le="10"}')).toBe(
+      await metric(stack, 'task_gateway_watched_task_read_age_seconds_count'),
+    );
+    expect(await metric(stack, 'task_gateway_upstream_queue_wait_seconds_count{priority="poll"}')).toBeGreaterThan(0);
   });
 });
 
@@ -120,6 +133,8 @@ describe('keys that cannot hurt each other', () => {
     expect(watches.every((w) => w.states()[0] === 'error:UNAUTHENTICATED')).toBe(true);
     expect(stack.emulator!.stats.requests).toBe(2);
     expect(stack.gateway.poller.stats().loops).toBe(0);
+    // 99 reads and 99 subscriptions were refused without an upstream call.
+    expect(await metric(stack, 'task_gateway_upstream_fail_fast_total')).toBe(198);
   });
 
   it("does not delay another key's task(id) beyond a second while one key holds 130 submits with waitSeconds: 60", async () => {
