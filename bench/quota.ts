@@ -146,11 +146,9 @@ async function measure(replicas: number, redisUrl: string | null): Promise<Figur
 }
 
 /** Runs the quota section: one replica, then three on `redisUrl` (skipped when null). */
-export async function quota(redisUrl: string | null): Promise<void> {
+export async function quota(redisUrl: string | null, heading: (detail: string) => void): Promise<void> {
   const floor = TASKS / CAP;
-  console.log(
-    `\n6. Upstream quota: ${TASKS.toLocaleString('en')} tasks of one key, one watcher each, interval 2 s, upstream limit ${CAP}/s per key`,
-  );
+  heading(`: ${TASKS.toLocaleString('en')} tasks of one key, one watcher each, interval 2 s, upstream limit ${CAP}/s per key`);
   console.log(
     `   floor N/R = ${floor} s; targets: 429s <= 5 %, useful reads >= ${0.9 * CAP}/s, first states and last change seen <= ${1.5 * floor} s`,
   );
