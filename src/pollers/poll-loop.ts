@@ -163,10 +163,11 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     if (!force && !(await membership.mayPoll())) return schedule(currentIntervalMs);
     if (stopped()) return;
     const controller = new AbortController();
-    // A watcher still waiting for its first state makes this read go ahead of the key's other polls.
+    // A watcher still waiting for its first state, or a webhook saying the task changed (`force`),
+    // makes this read go ahead of the key's other polls.
     const promise = fetch(credential, taskId, {
       signal: controller.signal,
-      priority: unprimed.size > 0 ? 'first' : 'poll',
+      priority: unprimed.size > 0 || force ? 'first' : 'poll',
       lastReadAt: latestAt,
       onQueued: (move) => {
         promote = move;
