@@ -123,7 +123,9 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
 
   function pollNow(force = false): void {
     if (phase === 'polling') {
-      pollAgain = true;
+      // A request still waiting in the key's queue will read the new state: it only needs to go sooner.
+      if (promote) promote();
+      else pollAgain = true;
       return;
     }
     scheduler.clearTimeout(timer);

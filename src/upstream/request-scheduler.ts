@@ -1,14 +1,10 @@
 import { realScheduler, type Scheduler } from '../pollers/scheduler.ts';
 import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget, type KeyBudget } from './key-budget.ts';
+import { createKeyStanding } from './key-standing.ts';
+import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';
 
-/**
- * `urgent` (default): a caller waits for the answer (a query, a submit, a cancel): first, in arrival
- * order, its wait in the queue bounded. `first`: a poll loop's read for a watcher with no state yet:
- * next, in arrival order, with no bound (a subscription has no deadline). `poll`: a loop's periodic
- * read, last, the task read longest ago first.
- */
-export type RequestPriority = 'urgent' | 'first' | 'poll';
+export type { RequestPriority } from './request-lanes.ts';
 
 /** How a request wants to be scheduled; the plain client ignores these. */
 export interface ScheduleHints {
@@ -74,12 +70,7 @@ interface Entry {
 
 interface KeyState {
   hash: string;
-  /** `urgent` requests, in arrival order. */
-  urgent: Entry[];
-  /** `first` requests, in arrival order. */
-  first: Entry[];
-  /** Polls, sorted by (lastReadAt, seq). */
-  polls: Entry[];
+  waiting: RequestLanes<Entry>;
   inFlight: number;
   pumping: boolean;
   /** Lessons learned so far: a slot reserved before the latest one is not used. */
@@ -91,8 +82,8 @@ interface KeyState {
 
 /**
  * One scheduler for every upstream request of every key: per key, a budget
- * (the pace), a bound on requests in flight, and two queues (early requests,
- * then polls by staleness). A 429 teaches the budget and the request waits its
+ * (the pace), a bound on requests in flight, and its lanes of waiting requests
+ * (request-lanes.ts). A 429 teaches the budget and the request waits its
  * turn again; a 401 makes the key fail fast for `failFastMs`. A key the upstream
  * has not accepted yet sends one request at a time, so a burst with a bad key
  * costs one upstream request.
@@ -114,10 +105,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   } = options;
   const budget = options.budget ?? createLocalBudget({ now });
   const keys = new Map<string, KeyState>();
-  /** Keys the upstream has accepted: they may use their whole in-flight bound. */
-  const proven = new Map<string, true>();
-  /** Keys the upstream answered 401, until when (ms). */
-  const rejected = new Map<string, number>();
+  const standing = createKeyStanding({ failFastMs, maxKeys, now });
   /** Keys waiting for a free slot under `maxInFlight`. */
   const blocked = new Set<KeyState>();
   let inFlight = 0;
@@ -126,20 +114,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   /** Aborts every request in flight when the scheduler is disposed. */
   const shutdown = new AbortController();
 
-  const remember = <V>(map: Map<string, V>, key: string, value: V) => {
-    map.delete(key);
-    map.set(key, value);
-    if (map.size > maxKeys) map.delete(map.keys().next().value as string);
-  };
-  const queued = (state: KeyState) => state.urgent.length + state.first.length + state.polls.length;
-
-  function rejectedUntil(keyHash: string): number | null {
-    const until = rejected.get(keyHash);
-    if (until === undefined) return null;
-    if (until > now()) return until;
-    rejected.delete(keyHash);
-    return null;
-  }
+  const queued = (state: KeyState) => state.waiting.size;
 
   const failFastError = () =>
     new UnauthenticatedError(
@@ -151,9 +126,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     if (!state) {
       state = {
         hash: keyHash,
-        urgent: [],
-        first: [],
-        polls: [],
+        waiting: createRequestLanes<Entry>(),
         inFlight: 0,
         pumping: false,
         lessons: 0,
@@ -170,33 +143,6 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     if (queued(state) === 0 && state.inFlight === 0 && !state.pumping && keys.get(state.hash) === state) keys.delete(state.hash);
   }
 
-  function insertPoll(state: KeyState, entry: Entry): void {
-    const { polls } = state;
-    let index = polls.length;
-    // Polls arrive mostly in staleness order: search from the end.
-    while (
-      index > 0 &&
-      (polls[index - 1]!.lastReadAt > entry.lastReadAt ||
-        (polls[index - 1]!.lastReadAt === entry.lastReadAt && polls[index - 1]!.seq > entry.seq))
-    )
-      index -= 1;
-    polls.splice(index, 0, entry);
-  }
-
-  function enqueue(state: KeyState, entry: Entry, front = false): void {
-    if (entry.priority === 'poll') insertPoll(state, entry);
-    else if (front) state[entry.priority].unshift(entry);
-    else state[entry.priority].push(entry);
-  }
-
-  function unqueue(state: KeyState, entry: Entry): boolean {
-    const lane = state[entry.priority === 'poll' ? 'polls' : entry.priority];
-    const index = lane.indexOf(entry);
-    if (index < 0) return false;
-    lane.splice(index, 1);
-    return true;
-  }
-
   function settle(entry: Entry): void {
     scheduler.clearTimeout(entry.timer);
     entry.timer = null;
@@ -209,7 +155,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     const leftMs = entry.queuedAt + maxQueueWaitMs - now();
     entry.timer = scheduler.setTimeout(
       () => {
-        if (!unqueue(state, entry)) return;
+        if (!state.waiting.remove(entry)) return;
         settle(entry);
         onThrottled?.('queue_timeout');
         entry.reject(
@@ -224,28 +170,21 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   }
 
   function failQueued(state: KeyState, error: () => Error, failingFast = true): void {
-    for (const entry of [...state.urgent, ...state.first, ...state.polls]) {
+    for (const entry of state.waiting.drain()) {
       settle(entry);
       if (failingFast) onFailFast?.();
       entry.reject(error());
     }
-    state.urgent = [];
-    state.first = [];
-    state.polls = [];
   }
 
-  function take(state: KeyState): Entry | undefined {
-    return state.urgent.shift() ?? state.first.shift() ?? state.polls.shift();
-  }
-
-  const boundOf = (state: KeyState) => (proven.has(state.hash) ? maxInFlightPerKey : 1);
+  const boundOf = (state: KeyState) => (standing.accepted(state.hash) ? maxInFlightPerKey : 1);
 
   async function pump(state: KeyState): Promise<void> {
     if (state.pumping || disposed) return;
     state.pumping = true;
     try {
       while (!disposed && queued(state) > 0) {
-        if (rejectedUntil(state.hash) !== null) {
+        if (standing.refused(state.hash)) {
           failQueued(state, failFastError);
           break;
         }
@@ -265,7 +204,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         if (waitMs > 0) await sleep(state, waitMs);
         // A 429 arrived meanwhile: the slot predates the pause it set; take a new one.
         if (state.lessons !== lessons) continue;
-        const entry = take(state);
+        const entry = state.waiting.take();
         if (!entry) break;
         dispatch(state, entry);
       }
@@ -297,7 +236,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       .send(entry.signal ? AbortSignal.any([entry.signal, shutdown.signal]) : shutdown.signal)
       .then(
         (value) => {
-          remember(proven, state.hash, true);
+          standing.accept(state.hash);
           if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
             state.lastFasterAt = now();
             void budget.learn(state.hash, { kind: 'faster' });
@@ -306,8 +245,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         },
         async (error: unknown) => {
           if (error instanceof UnauthenticatedError) {
-            remember(rejected, state.hash, now() + failFastMs);
-            proven.delete(state.hash);
+            standing.reject(state.hash);
             entry.reject(error);
             failQueued(state, failFastError);
             return;
@@ -331,7 +269,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           if (entry.attempts >= maxAttempts || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
           onThrottled?.('upstream_429');
           // The request was not served: it waits its turn again, at the front of its lane.
-          enqueue(state, entry, true);
+          state.waiting.add(entry, true);
           watch(state, entry);
           armQueueTimer(state, entry);
         },
@@ -353,7 +291,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   function watch(state: KeyState, entry: Entry): void {
     if (!entry.signal) return;
     entry.onAbort = () => {
-      if (!unqueue(state, entry)) return;
+      if (!state.waiting.remove(entry)) return;
       settle(entry);
       entry.reject(entry.signal!.reason);
       forgetIfIdle(state);
@@ -366,7 +304,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       const { priority = 'urgent', lastReadAt = 0, signal, onQueued } = hints;
       if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
       if (signal?.aborted) return Promise.reject(signal.reason);
-      if (rejectedUntil(keyHash) !== null) {
+      if (standing.refused(keyHash)) {
         onFailFast?.();
         return Promise.reject(failFastError());
       }
@@ -385,7 +323,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       }
       if (priority === 'urgent') {
         const { ratePerSec, nextSlotAt } = budget.peek(keyHash);
-        const expectedMs = Math.max(0, nextSlotAt - now()) + (state.urgent.length * 1_000) / ratePerSec;
+        const expectedMs = Math.max(0, nextSlotAt - now()) + (state.waiting.urgent * 1_000) / ratePerSec;
         if (expectedMs > maxQueueWaitMs) {
           onThrottled?.('budget');
           forgetIfIdle(state);
@@ -413,14 +351,10 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           signal,
           onAbort: undefined,
         };
-        enqueue(state, entry);
+        state.waiting.add(entry);
         watch(state, entry);
         armQueueTimer(state, entry);
-        onQueued?.(() => {
-          if (entry.priority !== 'poll' || !unqueue(state, entry)) return;
-          entry.priority = 'first';
-          state.first.push(entry);
-        });
+        onQueued?.(() => state.waiting.promote(entry));
         void pump(state);
       });
     },

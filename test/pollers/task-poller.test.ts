@@ -3,6 +3,7 @@ import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller
 import type { TaskEvent } from '../../src/pollers/task-sink.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
 import { PollTimeoutError, TaskNotFoundError, TooManySubscriptionsError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { createLocalBudget } from '../../src/upstream/key-budget.ts';
 import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
 import { createScheduledClient } from '../../src/upstream/scheduled-client.ts';
 import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
@@ -306,6 +307,40 @@ describe('the shared task poller', () => {
     expect(bounded.stats().loops).toBe(0);
     await eventually(() => expect(requests.stats()).toMatchObject({ inFlight: 0, queued: 0 }));
     requests.dispose();
+  });
+
+  it("sends a webhook's re-read and a new watcher's first read ahead of the key's waiting polls", async () => {
+    // One request a second for five watched tasks polled every 2 s: polls wait in the key's queue.
+    const budget = createLocalBudget({ now: clock.now, initialRatePerSec: 1, maxRatePerSec: 1, burstMs: 0 });
+    const requests = createRequestScheduler({ budget, now: clock.now, scheduler });
+    const paced = createTaskPoller({
+      client: createScheduledClient(client, requests),
+      now: clock.now,
+      scheduler,
+      random: () => 0.5,
+      intervalMs: 2_000,
+      maxIntervalMs: 2_000,
+    });
+    track(() => paced.dispose());
+    track(() => requests.dispose());
+    upstream.script({ status: 'processing', progress: 5 });
+    const drive = async (ms: number) => {
+      for (let left = ms; left > 0; left -= 100) {
+        scheduler.advance(100);
+        await new Promise((resolve) => setImmediate(resolve));
+        await eventually(() => expect(requests.stats().inFlight).toBe(0));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const watchers = [1, 2, 3, 4, 5].map((i) => collect(paced.subscribe(alice, `task-${i}`)));
+    await drive(10_000);
+    expect(watchers.every((watcher) => watcher.events.length > 0)).toBe(true);
+    expect(requests.stats().queued).toBeGreaterThan(0);
+    const sent = upstream.requests.length;
+    expect(paced.nudge(alice, 'task-3')).toBe(true);
+    collect(paced.subscribe(alice, 'task-6'));
+    await drive(2_000);
+    expect(upstream.requests.slice(sent, sent + 2).map((request) => request.url.split('/').pop())).toEqual(['task-3', 'task-6']);
   });
 
   it('caps the loops per key and in total with TOO_MANY_SUBSCRIPTIONS, and still answers reads', async () => {
