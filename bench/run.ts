@@ -20,8 +20,10 @@
  *     stale), beside the same gateway transpiled at start by tsx (`npm run dev`).
  *  8. performance at the limit (bench/performance.ts): per-poll CPU, RSS per watched task,
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
- * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`
- * and `-- performance [polls|watchers|http]` that section alone.
+ *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
+ *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
+ * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
+ * `-- performance [polls|watchers|http]` and `-- quota` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -36,6 +38,7 @@ import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
+import { quota } from './quota.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -52,6 +55,7 @@ const SECTIONS = {
   dashboard: 'Upstream cost of a dashboard',
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
+  quota: 'Upstream quota',
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -345,6 +349,12 @@ if (!only || only === 'replicas') await replicas();
 if (!only || only === 'dashboard') await dashboard((detail) => heading('dashboard', detail));
 if (!only || only === 'idle') await idle();
 if (!only || only === 'performance') await runPerformance(() => heading('performance'), process.argv[3]);
+if (!only || only === 'quota') {
+  const wanted = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisServer = (await redisAnswers(wanted)) ? null : await startRedisServer(await freePort());
+  await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
+  await redisServer?.kill();
+}
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

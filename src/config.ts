@@ -25,12 +25,22 @@ export interface Config {
   readonly publicUrl: string | null;
   /** Subscriptions one WebSocket may hold. Default 100. */
   readonly maxSubscriptionsPerConnection: number;
-  /** Shared polling across replicas; null: single process. */
+  /** Shared polling and per-key budgets across replicas; null: single process. */
   readonly redisUrl: string | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
   /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
   readonly corsOrigins: readonly string[];
+  /** Upstream requests per second allowed per key; null: learned from the upstream's 429s. */
+  readonly upstreamRateLimitPerKey: number | null;
+  /** Upstream requests one key may have in flight. Default 8. */
+  readonly maxUpstreamInFlightPerKey: number;
+  /** Longest wait of a query, submit or cancel in the gateway's queue for its key's budget. Default 10 000 ms. */
+  readonly upstreamQueueTimeoutMs: number;
+  /** Poll loops (watched tasks) one key may have. Default 1 000. */
+  readonly maxLoopsPerKey: number;
+  /** Poll loops over all keys. Default 100 000. */
+  readonly maxLoops: number;
   readonly logLevel: LogLevel;
 }
 
@@ -77,6 +87,11 @@ export function readConfig(env: Env): Config {
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
     corsOrigins: origins(env, 'CORS_ORIGINS'),
+    upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
+    maxUpstreamInFlightPerKey: integer(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 8, 1, 1_000),
+    upstreamQueueTimeoutMs: integer(env, 'UPSTREAM_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
+    maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', 1_000, 1, 10_000_000),
+    maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
     logLevel: logLevel as LogLevel,
   });
 }
@@ -109,6 +124,16 @@ function origins(env: Env, name: string): readonly string[] {
     }
   }
   return Object.freeze(list);
+}
+
+/** A positive decimal number (requests per second), or null when unset. */
+function rate(env: Env, name: string, min: number, max: number): number | null {
+  const value = text(env, name);
+  if (value === null) return null;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${name} must be a number of requests per second from ${min} to ${max}; got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
 }
 
 function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {

@@ -12,12 +12,14 @@ export const errorCodes = {
   NOT_FOUND: "a task that does not exist or is not the caller's, on a subscription (queries answer `null`)",
   TASK_NOT_CANCELLABLE: 'a cancel that lost the race: the task is no longer queued',
   INSUFFICIENT_BALANCE: 'upstream `402`',
-  RATE_LIMITED: 'upstream `429`; `extensions.retryAfterMs` when it said how long',
+  RATE_LIMITED:
+    "upstream `429` that could not be waited out, or a request the key's budget could not send within `UPSTREAM_QUEUE_TIMEOUT_MS` (or past its queue bound); `extensions.retryAfterMs` when known",
   UPSTREAM_UNAVAILABLE: 'upstream 5xx, connection refused or reset',
-  TIMEOUT: 'no complete answer within `UPSTREAM_TIMEOUT_MS`, or a watched task that did not end within `POLL_TIMEOUT_MS`',
+  TIMEOUT:
+    "no complete answer within `UPSTREAM_TIMEOUT_MS` of being sent, a request that waited `UPSTREAM_QUEUE_TIMEOUT_MS` in its key's queue unsent (the message says which), or a watched task that did not end within `POLL_TIMEOUT_MS`",
   UPSTREAM_INVALID: 'a body that is not a task (truncated or wrongly shaped JSON)',
   TOO_MANY_SUBSCRIPTIONS:
-    'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions (`tasksUpdated(ids)` counts one per id)',
+    'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions (`tasksUpdated(ids)` counts one per id), or a new watched task past `MAX_LOOPS_PER_KEY` or `MAX_LOOPS` (queries are still answered)',
   SERVICE_UNAVAILABLE: '`recentTasks` while its store (Redis) is unreachable; submissions still succeed, unrecorded',
   PERSISTED_QUERY_NOT_FOUND:
     'APQ: the hash is not (or no longer) known, send the operation text with it; with `TRUSTED_DOCUMENTS`: not one of them',

@@ -18,6 +18,10 @@ import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
+import { createLocalBudget } from './upstream/key-budget.ts';
+import { createRedisBudget } from './upstream/redis-budget.ts';
+import { createRequestScheduler, type RequestScheduler } from './upstream/request-scheduler.ts';
+import { createScheduledClient } from './upstream/scheduled-client.ts';
 import { createTasksClient } from './upstream/tasks-client.ts';
 import { createWebhooks } from './webhooks.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
@@ -56,7 +60,18 @@ export interface Gateway {
    */
   stop(graceMs?: number): Promise<void>;
   readonly poller: TaskPoller;
+  /** The per-key scheduler every upstream request goes through. */
+  readonly requestScheduler: RequestScheduler;
   readonly metrics: GatewayMetrics;
+}
+
+/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
+const MAX_UPSTREAM_IN_FLIGHT = 128;
+
+/** The budget's rules from the configuration: a configured rate is where a key starts and its ceiling. */
+function budgetRules(config: Config) {
+  const rate = config.upstreamRateLimitPerKey;
+  return rate === null ? {} : { initialRatePerSec: rate, maxRatePerSec: rate };
 }
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
@@ -68,9 +83,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
   let droppedUrlLogged = false;
-  const tasksClient = createTasksClient({
+  const upstream = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
+    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
     now,
     onRequest: metrics.upstreamRequest,
     onDroppedUrl: (taskId, scheme) => {
@@ -82,8 +98,29 @@ export function createGateway(options: GatewayOptions): Gateway {
       );
     },
   });
+  const sharedBudget = config.redisUrl ? createRedisBudget({ url: config.redisUrl, now, ...budgetRules(config) }) : null;
+  const budget = sharedBudget ?? createLocalBudget({ now, ...budgetRules(config) });
+  // Loops and budgets are both shared only while both reach Redis.
+  const shared = () => coordinator.healthy() && (sharedBudget?.healthy() ?? true);
+  const requestScheduler = createRequestScheduler({
+    budget,
+    maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
+    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
+    maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
+    maxQueueWaitMs: config.upstreamQueueTimeoutMs,
+    now,
+    scheduler,
+    onSent: (priority, waitedMs, sinceLastReadMs) =>
+      metrics.upstreamSent(priority, waitedMs / 1000, sinceLastReadMs === null ? null : sinceLastReadMs / 1000),
+    onThrottled: metrics.throttled,
+    onFailFast: metrics.failedFast,
+  });
+  // Every upstream request of a key, from loops, queries and mutations alike, goes through its scheduler.
+  const tasksClient = createScheduledClient(upstream, requestScheduler);
   const poller = createTaskPoller({
     client: tasksClient,
+    maxLoopsPerKey: config.maxLoopsPerKey,
+    maxLoops: config.maxLoops,
     intervalMs: config.pollIntervalMs,
     maxIntervalMs: config.pollMaxIntervalMs,
     timeoutMs: config.pollTimeoutMs,
@@ -127,7 +164,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     probe: tasksClient.probe,
-    coordination: () => (config.redisUrl === null ? 'local' : coordinator.healthy() ? 'redis' : 'degraded: polling locally'),
+    coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -144,15 +181,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     connections: webSockets.connections,
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
-    coordination: config.redisUrl ? () => (coordinator.healthy() ? 1 : 0) : undefined,
+    queued: () => requestScheduler.stats().queued,
+    coordination: config.redisUrl ? () => (shared() ? 1 : 0) : undefined,
     droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
   return {
     poller,
+    requestScheduler,
     metrics,
     async start() {
       coordinator.start();
+      budget.start();
       webSockets.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -172,11 +212,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       await webSockets.dispose();
       poller.dispose();
       server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+      const grace = setTimeout(() => {
+        server.closeAllConnections();
+        // What still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
+        requestScheduler.dispose();
+      }, graceMs);
       await closed;
       clearTimeout(grace);
+      requestScheduler.dispose();
       await tasksClient.close();
       await recentTasksStore.dispose();
+      await budget.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -9,6 +9,12 @@ export interface GatewayMetrics {
   fannedOut(subscribers: number): void;
   /** One watcher took a state `seconds` after the gateway learnt it. */
   delivered(seconds: number): void;
+  /** One request left the key's queue for the upstream after `waitedSeconds`; a poll says how old its task's last read was. */
+  upstreamSent(priority: string, waitedSeconds: number, sinceLastReadSeconds: number | null): void;
+  /** One request was held back by the key's budget: `upstream_429`, `queue_full`, `budget` or `queue_timeout`. */
+  throttled(reason: string): void;
+  /** One request was refused without an upstream call: its key was answered 401 a moment ago. */
+  failedFast(): void;
   /** Sets the sources of the live gauges, read at each scrape. */
   observe(sources: MetricSources): void;
 }
@@ -17,6 +23,8 @@ export interface MetricSources {
   connections(): number;
   subscriptions(): number;
   loops(): number;
+  /** Upstream requests waiting in the per-key queues. */
+  queued?(): number;
   /** Redis coordination healthy (1), degraded to local polling (0); absent: not configured. */
   coordination?(): number;
   /** Log lines dropped so far because the log destination could not take them; absent: not counted. */
@@ -52,6 +60,30 @@ export function createMetrics(): GatewayMetrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5],
     registers: [registry],
   });
+  const queueWait = new Histogram({
+    name: 'task_gateway_upstream_queue_wait_seconds',
+    help: "Time a request waited in its key's queue before it was sent upstream, by priority.",
+    labelNames: ['priority'] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const readAge = new Histogram({
+    name: 'task_gateway_watched_task_read_age_seconds',
+    help: 'Time a watched task had waited since its last read when it was polled again.',
+    buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120],
+    registers: [registry],
+  });
+  const throttled = new Counter({
+    name: 'task_gateway_upstream_throttled_total',
+    help: "Requests held back by their key's budget, by reason.",
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const failedFast = new Counter({
+    name: 'task_gateway_upstream_fail_fast_total',
+    help: 'Requests refused without an upstream call because their key was answered 401 a moment ago.',
+    registers: [registry],
+  });
   const gauge = (name: string, help: string, read: () => number | undefined) =>
     new Gauge({
       name,
@@ -65,6 +97,9 @@ export function createMetrics(): GatewayMetrics {
   gauge('task_gateway_connections', 'Open WebSocket connections.', () => sources.connections());
   gauge('task_gateway_subscriptions', 'Active taskUpdated watchers.', () => sources.subscriptions());
   gauge('task_gateway_poll_loops', 'Active poll loops (one per watched key and task).', () => sources.loops());
+  gauge('task_gateway_upstream_queued_requests', "Requests waiting in the per-key queues for their key's budget.", () =>
+    sources.queued?.(),
+  );
   gauge('task_gateway_coordination_up', 'Redis coordination reachable (1) or degraded to local polling (0).', () =>
     sources.coordination?.(),
   );
@@ -90,6 +125,12 @@ export function createMetrics(): GatewayMetrics {
       perLoop.observe(subscribers);
     },
     delivered: (seconds) => delivery.observe(seconds),
+    upstreamSent(priority, waitedSeconds, sinceLastReadSeconds) {
+      queueWait.observe({ priority }, waitedSeconds);
+      if (sinceLastReadSeconds !== null) readAge.observe(sinceLastReadSeconds);
+    },
+    throttled: (reason) => throttled.inc({ reason }),
+    failedFast: () => failedFast.inc(),
     observe(next) {
       sources = next;
     },

@@ -45,7 +45,9 @@ describe('queries against a faulty upstream', () => {
     upstream.script(answer);
     const abortedBefore = upstream.aborted();
     // UPSTREAM_TIMEOUT_MS is 500 ms, the default 10 s: the bound tells the two apart on any machine.
-    const { errors } = await settlesWithin(stack.gql(`{ task(id: "task-scripted") { __typename } }`, {}, 'sk-faults'), 5_000);
+    // A key of its own per case: a 429 with Retry-After pauses its key's budget.
+    const key = `sk-faults-${code}-${Date.now()}`;
+    const { errors } = await settlesWithin(stack.gql(`{ task(id: "task-scripted") { __typename } }`, {}, key), 5_000);
     expect(errors?.[0]?.extensions?.code).toBe(code);
     // A request the upstream never answers is given up, not left open.
     if ('fault' in answer && answer.fault === 'hang') await eventually(() => expect(upstream.aborted()).toBe(abortedBefore + 1));

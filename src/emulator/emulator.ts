@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { isHttpUrl } from '../lib/http-url.ts';
 import { readBounded } from '../lib/read-body.ts';
 import { sendJson } from '../lib/send-json.ts';
+import { createRateLimiter, type RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { type EmulatedTask, failureFromPrompt, isTerminalStatus, stateAt } from './task-store.ts';
 import { costOf, toWire, type WireFormat } from './wire-format.ts';
 
@@ -29,6 +30,8 @@ export interface EmulatorOptions {
   hangMs?: number;
   /** Random source for faults. Default `Math.random`. */
   random?: () => number;
+  /** A per-key quota (`429 quota_window_exceeded` past `cap` per window). Default: none. */
+  rateLimit?: RateLimitOptions | null;
 }
 
 export interface EmulatorStats {
@@ -39,6 +42,10 @@ export interface EmulatorStats {
   callbacks: number;
   /** GETs answered with an injected fault. */
   faults: number;
+  /** Requests to `/v1/tasks...`, whatever their answer (401 and 429 included). */
+  requests: number;
+  /** Requests refused with `429 quota_window_exceeded`, by API key. */
+  rateLimited: Map<string, number>;
 }
 
 export interface Emulator {
@@ -56,6 +63,8 @@ export interface Emulator {
   release(taskId: string): void;
   /** Sends the callbacks of tasks that have ended since the last sweep. */
   sweep(): Promise<void>;
+  /** Replaces the per-key quota from now on (null: none). */
+  setRateLimit(options: RateLimitOptions | null): void;
   resetStats(): void;
 }
 
@@ -75,10 +84,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     hangMs = 2_000, // 2 s
     random = Math.random,
   } = options;
+  let limiter: RateLimiter | null = options.rateLimit ? createRateLimiter(options.rateLimit) : null;
   const tasks = new Map<string, EmulatedTask>();
   const awaitingCallback = new Set<EmulatedTask>();
   const idempotency = new Map<string, { taskId: string; at: number }>();
-  const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0, faults: 0 };
+  const stats: EmulatorStats = { gets: new Map(), submits: 0, cancels: 0, callbacks: 0, faults: 0, requests: 0, rateLimited: new Map() };
   const server = createServer((request, response) => {
     handle(request, response).catch(() => {
       if (!response.headersSent) sendJson(response, 500, { error: { message: 'internal error', code: 'internal_error' } });
@@ -93,9 +103,16 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (request.method === 'GET' && segments[0] === 'files') return sendFile(response, segments[2] ?? '');
     if (segments[0] !== 'v1' || segments[1] !== 'tasks') return notFound(response, 'not_found', 'No such endpoint.');
+    stats.requests += 1;
     const apiKey = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (!apiKey || !isValidKey(apiKey)) {
       return sendJson(response, 401, { error: { message: 'Invalid API key.', code: 'invalid_api_key', type: 'authentication_error' } });
+    }
+    const verdict = limiter?.check(apiKey, now());
+    if (verdict && !verdict.allowed) {
+      stats.rateLimited.set(apiKey, (stats.rateLimited.get(apiKey) ?? 0) + 1);
+      request.resume();
+      return void response.writeHead(429, { 'content-type': 'application/json', ...verdict.headers }).end(JSON.stringify(verdict.body));
     }
     const [, , id, verb] = segments;
     if (request.method === 'POST' && segments.length === 2) return submit(request, response, apiKey, waitSeconds(request));
@@ -257,12 +274,17 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       if (task) task.pinned = null;
     },
     sweep,
+    setRateLimit(next) {
+      limiter = next ? createRateLimiter(next) : null;
+    },
     resetStats() {
       stats.gets.clear();
       stats.submits = 0;
       stats.cancels = 0;
       stats.callbacks = 0;
       stats.faults = 0;
+      stats.requests = 0;
+      stats.rateLimited.clear();
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Credential } from '../upstream/credential.ts';
 import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
+import type { RequestOptions } from '../upstream/tasks-client.ts';
 import { createEtaEstimator } from './eta.ts';
 import type { LoopCoordinator } from './loop-coordinator.ts';
 import { type BackoffOptions, type Scheduler, withJitter } from './scheduler.ts';
@@ -12,8 +13,8 @@ export interface PollLoopOptions {
   key: string;
   credential: Credential;
   taskId: string;
-  /** One upstream GET of the task (the poller's, through its concurrency limit). */
-  fetch: (credential: Credential, taskId: string, signal: AbortSignal) => Promise<TaskSnapshot>;
+  /** One upstream GET of the task, with the hints of the key's request scheduler (priority, last read). */
+  fetch: (credential: Credential, taskId: string, options: RequestOptions & { signal: AbortSignal }) => Promise<TaskSnapshot>;
   coordinator: LoopCoordinator;
   /** First and shortest poll interval, in ms; snapped back to on every change. */
   intervalMs: number;
@@ -54,6 +55,8 @@ export interface PollLoop {
   publish(snapshot: TaskSnapshot): void;
   /** Watchers now. */
   watchers(): number;
+  /** Moves the loop's request ahead of the key's polls while it waits in the request scheduler (someone waits for it now). */
+  promote(): void;
   /** Stops the loop, completing its watchers. */
   dispose(): void;
 }
@@ -94,6 +97,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   let failures = 0;
   let timer: unknown = null;
   let request: { promise: Promise<TaskSnapshot>; controller: AbortController } | null = null;
+  /** Moves the request ahead of the polls while it is queued in the request scheduler; null once sent. */
+  let promote: (() => void) | null = null;
   /** `polling`: asking the coordinator or fetching; at most one poll at a time. */
   let phase: 'idle' | 'polling' | 'stopped' = 'idle';
   /** A webhook arrived while a poll was under way: poll again as soon as it ends. */
@@ -118,7 +123,9 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
 
   function pollNow(force = false): void {
     if (phase === 'polling') {
-      pollAgain = true;
+      // A request still waiting in the key's queue will read the new state: it only needs to go sooner.
+      if (promote) promote();
+      else pollAgain = true;
       return;
     }
     scheduler.clearTimeout(timer);
@@ -158,7 +165,17 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     if (!force && !(await membership.mayPoll())) return schedule(currentIntervalMs);
     if (stopped()) return;
     const controller = new AbortController();
-    request = { promise: fetch(credential, taskId, controller.signal), controller };
+    // A watcher still waiting for its first state, or a webhook saying the task changed (`force`),
+    // makes this read go ahead of the key's other polls.
+    const promise = fetch(credential, taskId, {
+      signal: controller.signal,
+      priority: unprimed.size > 0 || force ? 'first' : 'poll',
+      lastReadAt: latestAt,
+      onQueued: (move) => {
+        promote = move;
+      },
+    });
+    request = { promise, controller };
     let snapshot: TaskSnapshot;
     try {
       snapshot = await request.promise;
@@ -168,6 +185,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       return;
     } finally {
       request = null;
+      promote = null;
     }
     if (stopped()) return;
     if (failures > 0) {
@@ -249,6 +267,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       else {
         unprimed.add(sink);
         if (phase === 'idle' && failures === 0) pollNow();
+        else promote?.();
       }
     },
     remove(sink) {
@@ -268,6 +287,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     },
     publish: (snapshot) => membership.publish(snapshot),
     watchers: () => sinks.size,
+    promote: () => promote?.(),
     dispose() {
       for (const sink of sinks) void sink.return?.();
       stop();

@@ -1,7 +1,7 @@
 import type { Credential } from '../upstream/credential.ts';
+import { TooManySubscriptionsError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
-import type { TasksClient } from '../upstream/tasks-client.ts';
-import { createLimiter } from './limiter.ts';
+import type { RequestOptions, TasksClient } from '../upstream/tasks-client.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './loop-coordinator.ts';
 import { createPollLoop, type PollLoop } from './poll-loop.ts';
 import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from './scheduler.ts';
@@ -20,8 +20,10 @@ export interface TaskPollerOptions {
   maxBackoffMs?: number;
   /** Interval jitter, as a ratio. Default 0.1 (±10 %). */
   jitter?: number;
-  /** Upstream GETs in flight at once, over all loops and reads. Default 64. */
-  maxConcurrentRequests?: number;
+  /** Poll loops one key (credential hash) may run; past it a new watched task gets `TOO_MANY_SUBSCRIPTIONS`. Default 1 000. */
+  maxLoopsPerKey?: number;
+  /** Poll loops over all keys; past it the same. Default 100 000. */
+  maxLoops?: number;
   /** Delay before retry `attempt` after a transient fault. Default `exponentialBackoffWithJitter`. */
   backoff?: (attempt: number, options: BackoffOptions) => number;
   coordinator?: LoopCoordinator;
@@ -40,7 +42,7 @@ export interface TaskPollerStats {
   loops: number;
   /** Watchers over all loops. */
   subscribers: number;
-  /** Upstream GETs in flight. */
+  /** Upstream GETs asked for and not answered yet (queued in the request scheduler or in flight). */
   inflight: number;
   /** Finished tasks remembered. */
   terminal: number;
@@ -77,7 +79,8 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     timeoutMs = 1_800_000, // 30 min
     maxBackoffMs = 30_000, // 30 s
     jitter = 0.1,
-    maxConcurrentRequests = 64,
+    maxLoopsPerKey = 1_000,
+    maxLoops = 100_000,
     backoff = exponentialBackoffWithJitter,
     coordinator = createLocalCoordinator(),
     scheduler = realScheduler,
@@ -89,9 +92,18 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
   const terminalCache = options.terminalCache ?? createTerminalCache({ now });
   const loops = new Map<string, PollLoop>();
   const reads = new Map<string, Promise<TaskSnapshot>>();
-  const limiter = createLimiter(maxConcurrentRequests);
-  const fetch = (credential: Credential, taskId: string, signal: AbortSignal) =>
-    limiter.run(() => client.getTask(taskId, credential, { signal }));
+  /** Loops per credential hash, for `maxLoopsPerKey`. */
+  const loopsPerKey = new Map<string, number>();
+  let outstanding = 0;
+  const counted = <T>(request: Promise<T>): Promise<T> => {
+    outstanding += 1;
+    return request.finally(() => {
+      outstanding -= 1;
+    });
+  };
+  // The client's own scheduler bounds what is in flight, per key and in all, and orders it by the hints.
+  const fetch = (credential: Credential, taskId: string, requestOptions: RequestOptions) =>
+    counted(client.getTask(taskId, credential, requestOptions));
 
   const keyOf = (credential: Credential, taskId: string) => `${credential.hash}:${taskId}`;
 
@@ -114,18 +126,22 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       onFanOut,
       onTerminal: (snapshot) => terminalCache.set(key, snapshot),
       onStopped: () => {
-        if (loops.get(key) === loop) loops.delete(key);
+        if (loops.get(key) !== loop) return;
+        loops.delete(key);
+        const left = (loopsPerKey.get(credential.hash) ?? 1) - 1;
+        if (left > 0) loopsPerKey.set(credential.hash, left);
+        else loopsPerKey.delete(credential.hash);
       },
     });
     loops.set(key, loop);
+    loopsPerKey.set(credential.hash, (loopsPerKey.get(credential.hash) ?? 0) + 1);
     return loop;
   }
 
   function fetchShared(key: string, credential: Credential, taskId: string): Promise<TaskSnapshot> {
     const existing = reads.get(key);
     if (existing) return existing;
-    const request = limiter
-      .run(() => client.getTask(taskId, credential))
+    const request = counted(client.getTask(taskId, credential))
       .then((snapshot) => {
         if (isTerminal(snapshot.status)) terminalCache.set(key, snapshot);
         const loop = loops.get(key);
@@ -149,6 +165,14 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
         sink.push(cached, true);
         return sink;
       }
+      if (!loop && (loops.size >= maxLoops || (loopsPerKey.get(credential.hash) ?? 0) >= maxLoopsPerKey)) {
+        const message =
+          loops.size >= maxLoops
+            ? `The gateway already watches ${maxLoops} tasks in all (MAX_LOOPS).`
+            : `The gateway already watches ${maxLoopsPerKey} tasks for this API key (MAX_LOOPS_PER_KEY).`;
+        sink.push(new TooManySubscriptionsError(message), true);
+        return sink;
+      }
       loop ??= startLoop(key, credential, taskId);
       loop.add(sink);
       return sink;
@@ -161,6 +185,8 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       const loop = loops.get(key);
       const fresh = loop?.fresh();
       if (fresh) return fresh;
+      // Someone waits for this answer now: the loop's queued poll goes ahead of the others.
+      loop?.promote();
       const pending = loop?.inflight();
       // A request the loop gave up (its last watcher left) is no answer: fetch again.
       const settled = pending ? await pending : null;
@@ -196,7 +222,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     stats() {
       let subscribers = 0;
       for (const loop of loops.values()) subscribers += loop.watchers();
-      return { loops: loops.size, subscribers, inflight: limiter.active(), terminal: terminalCache.size };
+      return { loops: loops.size, subscribers, inflight: outstanding, terminal: terminalCache.size };
     },
 
     dispose() {

@@ -72,7 +72,16 @@ export class InsufficientBalanceError extends UpstreamError {
   override name = 'InsufficientBalanceError';
 }
 
-/** `429`: rate limited or quota window exhausted. */
+/** What a quota 429 said about the key's allowance: `cap` requests per `windowMs`. */
+export interface UpstreamQuota {
+  cap: number;
+  windowMs: number;
+}
+
+/**
+ * `429`: rate limited or quota window exhausted upstream; or the gateway's own
+ * budget for the key cannot send the request in time (`fromUpstream` false).
+ */
 export class RateLimitedError extends UpstreamError {
   override readonly code = 'RATE_LIMITED';
   override readonly clientCode = 'RATE_LIMITED';
@@ -80,11 +89,30 @@ export class RateLimitedError extends UpstreamError {
   override name = 'RateLimitedError';
   constructor(
     message: string,
-    /** How long the upstream asked us to wait (`Retry-After` or `reset_at`), when it said. */
+    /** How long to wait (`Retry-After`, `reset_at`, or the gateway's own estimate), when known. */
     readonly retryAfterMs: number | null,
+    /** The key's quota, when the 429's body gave `cap` and `window`. */
+    readonly quota: UpstreamQuota | null = null,
+    /** True when the upstream answered 429; false when the gateway refused before sending. */
+    readonly fromUpstream = true,
   ) {
     super(message);
   }
+}
+
+/** A request waited longer than its bound in the gateway's own queue for the key's budget, and was never sent. */
+export class QueueTimeoutError extends UpstreamError {
+  override readonly code = 'QUEUE_TIMEOUT';
+  override readonly clientCode = 'TIMEOUT';
+  override readonly transient = true;
+  override name = 'QueueTimeoutError';
+}
+
+/** A poll loop cap (`MAX_LOOPS_PER_KEY`, `MAX_LOOPS`) refused a new watched task. */
+export class TooManySubscriptionsError extends UpstreamError {
+  override readonly code = 'TOO_MANY_SUBSCRIPTIONS';
+  override readonly clientCode = 'TOO_MANY_SUBSCRIPTIONS';
+  override name = 'TooManySubscriptionsError';
 }
 
 /** 5xx, connection refused or reset: the upstream cannot answer now. */

@@ -10,9 +10,11 @@ import {
   UnauthenticatedError,
   UpstreamError,
   UpstreamInvalidError,
+  type UpstreamQuota,
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from './errors.ts';
+import type { ScheduleHints } from './request-scheduler.ts';
 import { validateTaskId } from './task-id.ts';
 import { type CancelOutcome, isRecord, normaliseCancel, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
 
@@ -31,7 +33,7 @@ export interface SubmitTaskRequest {
   waitSeconds?: number;
 }
 
-export interface RequestOptions {
+export interface RequestOptions extends ScheduleHints {
   /** Aborts the request; the promise then rejects with the signal's reason. */
   signal?: AbortSignal;
 }
@@ -62,6 +64,11 @@ export interface TasksClientOptions {
   maxBodyBytes?: number;
   /** The pool to send through; default: a keep-alive `Agent` owned (and closed) by the client. */
   dispatcher?: Dispatcher;
+  /**
+   * Connections of the default `Agent` to the upstream. Default 128. Keep it at least the
+   * scheduler's `maxInFlight`, so that a sent request never waits for a connection inside the pool.
+   */
+  maxConnections?: number;
   /** Clock for `reset_at`. Default `Date.now`. */
   now?: () => number;
   /** Told of every request's end: endpoint (`get`, `submit`, `cancel`), outcome (`ok` or the error's code), seconds. */
@@ -83,6 +90,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     timeoutMs = 10_000, // 10 s
     maxBodyBytes = 1 << 20, // 1 MiB
     dispatcher: injected,
+    maxConnections = 128,
     now = Date.now,
     onRequest,
     onDroppedUrl,
@@ -90,7 +98,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   const base = new URL(baseUrl);
   const origin = base.origin;
   const basePath = base.pathname.replace(/\/+$/, '');
-  const dispatcher = injected ?? new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { timeout: timeoutMs } });
+  const dispatcher = injected ?? new Agent({ keepAliveTimeout: 30_000, connections: maxConnections, connect: { timeout: timeoutMs } });
 
   const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
 
@@ -149,6 +157,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
           ? 'The upstream is rate limiting requests.'
           : `The upstream is rate limiting requests; retry in ${Math.ceil(waitMs / 1000)} s.`,
         waitMs,
+        quotaOf(response.body),
       );
     }
     if (status >= 500) return new UpstreamUnavailableError(`The upstream failed with status ${status}.`);
@@ -277,6 +286,28 @@ function retryAfterMs(response: RawResponse, nowMs: number): number | null {
     return Math.max(0, resetMs - nowMs);
   }
   return null;
+}
+
+/** `cap` per `window` of a quota 429, inside `error` or beside it (UPSTREAM.md); null when either is missing. */
+function quotaOf(body: unknown): UpstreamQuota | null {
+  const outer = isRecord(body) ? body : {};
+  const inner = isRecord(outer.error) ? outer.error : {};
+  const cap = Number(inner.cap ?? outer.cap);
+  const windowMs = durationMs(inner.window ?? outer.window);
+  return Number.isFinite(cap) && cap > 0 && windowMs !== null ? { cap, windowMs } : null;
+}
+
+/** `"1s"`, `"1m"`, `"500ms"`, `"1h"`, `"1d"`, or a number of seconds; null otherwise. */
+function durationMs(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value * 1_000 : null;
+  if (typeof value !== 'string') return null;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$/i.exec(value);
+  if (!match) return null;
+  const unit = { ms: 1, s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 }[
+    (match[2] ?? 's').toLowerCase() as 'ms'
+  ];
+  const ms = Number(match[1]) * unit;
+  return ms > 0 ? ms : null;
 }
 
 /** The upstream's own message, short, printable, and with the caller's key blotted out. */

@@ -2,7 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller.ts';
 import type { TaskEvent } from '../../src/pollers/task-sink.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
-import { PollTimeoutError, TaskNotFoundError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { PollTimeoutError, TaskNotFoundError, TooManySubscriptionsError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { createLocalBudget } from '../../src/upstream/key-budget.ts';
+import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
+import { createScheduledClient } from '../../src/upstream/scheduled-client.ts';
 import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
 import { createTasksClient, type TasksClient } from '../../src/upstream/tasks-client.ts';
 import { createManualClock, createManualScheduler, eventually, type ManualScheduler } from '../helpers/clock.ts';
@@ -289,15 +292,87 @@ describe('the shared task poller', () => {
     expect(own.ended()).toBe(false);
   });
 
-  it('bounds the upstream requests in flight over all loops', async () => {
-    const bounded = createTaskPoller({ client, now: clock.now, scheduler, maxConcurrentRequests: 3 });
+  it('bounds the upstream requests in flight over all loops (through the request scheduler)', async () => {
+    const requests = createRequestScheduler({ maxInFlight: 3, now: clock.now, scheduler });
+    const bounded = createTaskPoller({ client: createScheduledClient(client, requests), now: clock.now, scheduler });
+    // Keys the upstream has not accepted yet send one at a time: use three keys.
     track(() => bounded.dispose());
+    track(() => requests.dispose());
     upstream.script({ fault: 'hang' });
-    for (let i = 0; i < 10; i++) collect(bounded.subscribe(alice, `task-${i}`));
+    for (let i = 0; i < 12; i++) collect(bounded.subscribe(createCredential(`sk-bound-${i % 3}`), `task-${i}`));
     await eventually(() => expect(upstream.gets()).toBe(3));
-    expect(bounded.stats()).toMatchObject({ loops: 10, inflight: 3 });
+    expect(bounded.stats()).toMatchObject({ loops: 12, inflight: 12 });
+    expect(requests.stats()).toMatchObject({ inFlight: 3, queued: 9 });
     bounded.dispose();
     expect(bounded.stats().loops).toBe(0);
+    await eventually(() => expect(requests.stats()).toMatchObject({ inFlight: 0, queued: 0 }));
+    requests.dispose();
+  });
+
+  it("sends a webhook's re-read and a new watcher's first read ahead of the key's waiting polls", async () => {
+    // One request a second for five watched tasks polled every 2 s: polls wait in the key's queue.
+    const budget = createLocalBudget({ now: clock.now, initialRatePerSec: 1, maxRatePerSec: 1, burstMs: 0 });
+    const requests = createRequestScheduler({ budget, now: clock.now, scheduler });
+    const paced = createTaskPoller({
+      client: createScheduledClient(client, requests),
+      now: clock.now,
+      scheduler,
+      random: () => 0.5,
+      intervalMs: 2_000,
+      maxIntervalMs: 2_000,
+    });
+    track(() => paced.dispose());
+    track(() => requests.dispose());
+    upstream.script({ status: 'processing', progress: 5 });
+    const drive = async (ms: number) => {
+      for (let left = ms; left > 0; left -= 100) {
+        scheduler.advance(100);
+        await new Promise((resolve) => setImmediate(resolve));
+        await eventually(() => expect(requests.stats().inFlight).toBe(0));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const watchers = [1, 2, 3, 4, 5].map((i) => collect(paced.subscribe(alice, `task-${i}`)));
+    await drive(10_000);
+    expect(watchers.every((watcher) => watcher.events.length > 0)).toBe(true);
+    expect(requests.stats().queued).toBeGreaterThan(0);
+    const sent = upstream.requests.length;
+    expect(paced.nudge(alice, 'task-3')).toBe(true);
+    collect(paced.subscribe(alice, 'task-6'));
+    await drive(2_000);
+    expect(upstream.requests.slice(sent, sent + 2).map((request) => request.url.split('/').pop())).toEqual(['task-3', 'task-6']);
+  });
+
+  it('caps the loops per key and in total with TOO_MANY_SUBSCRIPTIONS, and still answers reads', async () => {
+    const capped = createTaskPoller({ client, now: clock.now, scheduler, maxLoopsPerKey: 2, maxLoops: 3 });
+    track(() => capped.dispose());
+    upstream.script({ status: 'processing', progress: 5 });
+    const bob = createCredential('sk-bob');
+    const watchers = [collect(capped.subscribe(alice, 'task-a1')), collect(capped.subscribe(alice, 'task-a2'))];
+    const overKey = collect(capped.subscribe(alice, 'task-a3'));
+    await overKey.done;
+    expect(overKey.events[0]).toBeInstanceOf(TooManySubscriptionsError);
+    expect((overKey.events[0] as Error).message).toContain('MAX_LOOPS_PER_KEY');
+    // A second watcher of a task already watched needs no new loop.
+    watchers.push(collect(capped.subscribe(alice, 'task-a1')));
+    watchers.push(collect(capped.subscribe(bob, 'task-b1')));
+    const overAll = collect(capped.subscribe(bob, 'task-b2'));
+    await overAll.done;
+    expect((overAll.events[0] as Error).message).toContain('MAX_LOOPS');
+    expect(capped.stats()).toMatchObject({ loops: 3, subscribers: 4 });
+    await expect(capped.read(alice, 'task-a3')).resolves.toMatchObject({ status: 'PROCESSING' });
+    for (const watcher of watchers) await eventually(() => expect(watcher.events).toHaveLength(1));
+    expect(watchers.every((watcher) => !(watcher.events[0] instanceof Error))).toBe(true);
+    capped.dispose();
+  });
+
+  it('ends the loop of a task the upstream answers 404 at once', async () => {
+    upstream.script({ fault: 404 });
+    const watcher = collect(poller.subscribe(alice, 'task-missing'));
+    await watcher.done;
+    expect(watcher.events[0]).toBeInstanceOf(TaskNotFoundError);
+    expect(poller.stats()).toMatchObject({ loops: 0, subscribers: 0 });
+    expect(scheduler.pending()).toEqual([]);
   });
 
   it('leaves nothing behind after 10,000 subscribe/unsubscribe cycles', async () => {

@@ -50,7 +50,8 @@ describe('typed upstream failures as GraphQL errors', () => {
     ['task-reset', 'UPSTREAM_UNAVAILABLE'],
     ['task-hang', 'TIMEOUT'],
   ])('maps %s to %s with a safe message', async (id, code) => {
-    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, 'sk-secret-key-123');
+    // A key of its own per case: a 401 makes its key fail fast, a 429 pauses its key.
+    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, `sk-secret-key-123-${id}`);
     expect(data?.task).toBeNull();
     expect(errors).toHaveLength(1);
     expect(errors![0]!.extensions?.code).toBe(code);
@@ -65,16 +66,18 @@ describe('typed upstream failures as GraphQL errors', () => {
   });
 
   it('keeps one failing entry of tasks from failing the others', async () => {
+    // A 401 is the key's, not the entry's: it fails the key's later reads at once (test/quota.test.ts), so a 402 here;
+    // and a key of its own, since the 429 above paused the budget of `sk-a`.
     const { data, errors } = await stack.gql(
-      `{ tasks(ids: ["task-ok-1", "task-500", "task-ok-2", "task-401", "task-ok-3"]) { __typename ... on BaseTask { id status progress } } }`,
+      `{ tasks(ids: ["task-ok-1", "task-500", "task-ok-2", "task-402", "task-ok-3"]) { __typename ... on BaseTask { id status progress } } }`,
       {},
-      'sk-a',
+      'sk-entries',
     );
     const healthy = (id: string) => ({ __typename: 'ProcessingTask', id, status: 'PROCESSING', progress: 40 });
     expect(data.tasks).toEqual([healthy('task-ok-1'), null, healthy('task-ok-2'), null, healthy('task-ok-3')]);
     expect(errors!.map((error) => [error.path, error.extensions?.code])).toEqual([
       [['tasks', 1], 'UPSTREAM_UNAVAILABLE'],
-      [['tasks', 3], 'UNAUTHENTICATED'],
+      [['tasks', 3], 'INSUFFICIENT_BALANCE'],
     ]);
   });
 });

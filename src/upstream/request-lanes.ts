@@ -1,0 +1,82 @@
+/**
+ * `urgent` (default): a caller waits for the answer (a query, a submit, a cancel): first, in arrival
+ * order, its wait in the queue bounded. `first`: a poll loop's read for a watcher with no state yet (or
+ * one a webhook asked for): next, in arrival order, with no bound (a subscription has no deadline).
+ * `poll`: a loop's periodic read, last, the task read longest ago first.
+ */
+export type RequestPriority = 'urgent' | 'first' | 'poll';
+
+/** What orders a waiting request. */
+export interface Laned {
+  priority: RequestPriority;
+  /** When its task was last read, ms (0: never): the stalest poll goes first. */
+  lastReadAt: number;
+  /** Arrival order, for ties. */
+  seq: number;
+}
+
+/** The requests of one key waiting to be sent, in three lanes. */
+export interface RequestLanes<T extends Laned> {
+  readonly size: number;
+  readonly urgent: number;
+  /** Adds a request to its lane: at the back, or at the front (a request sent back after a 429). */
+  add(entry: T, front?: boolean): void;
+  /** Removes a waiting request; false when it was not waiting. */
+  remove(entry: T): boolean;
+  /** The next to send: urgent, else first, else the stalest poll. */
+  take(): T | undefined;
+  /** Moves a waiting poll to the back of the `first` lane (someone now waits for it). */
+  promote(entry: T): void;
+  /** Empties every lane, returning what waited. */
+  drain(): T[];
+}
+
+export function createRequestLanes<T extends Laned>(): RequestLanes<T> {
+  let urgent: T[] = [];
+  let first: T[] = [];
+  /** Sorted by (lastReadAt, seq). */
+  let polls: T[] = [];
+  const laneOf = (entry: T) => (entry.priority === 'urgent' ? urgent : entry.priority === 'first' ? first : polls);
+  const stale = (a: T, b: T) => a.lastReadAt > b.lastReadAt || (a.lastReadAt === b.lastReadAt && a.seq > b.seq);
+
+  const lanes: RequestLanes<T> = {
+    get size() {
+      return urgent.length + first.length + polls.length;
+    },
+    get urgent() {
+      return urgent.length;
+    },
+    add(entry, front = false) {
+      if (entry.priority !== 'poll') {
+        if (front) laneOf(entry).unshift(entry);
+        else laneOf(entry).push(entry);
+        return;
+      }
+      // Polls arrive mostly in staleness order: search from the end.
+      let index = polls.length;
+      while (index > 0 && stale(polls[index - 1]!, entry)) index -= 1;
+      polls.splice(index, 0, entry);
+    },
+    remove(entry) {
+      const lane = laneOf(entry);
+      const index = lane.indexOf(entry);
+      if (index < 0) return false;
+      lane.splice(index, 1);
+      return true;
+    },
+    take: () => urgent.shift() ?? first.shift() ?? polls.shift(),
+    promote(entry) {
+      if (entry.priority !== 'poll' || !lanes.remove(entry)) return;
+      entry.priority = 'first';
+      first.push(entry);
+    },
+    drain() {
+      const waiting = [...urgent, ...first, ...polls];
+      urgent = [];
+      first = [];
+      polls = [];
+      return waiting;
+    },
+  };
+  return lanes;
+}

@@ -1,0 +1,379 @@
+import { realScheduler, type Scheduler } from '../pollers/scheduler.ts';
+import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
+import { createLocalBudget, type KeyBudget } from './key-budget.ts';
+import { createKeyStanding } from './key-standing.ts';
+import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';
+
+export type { RequestPriority } from './request-lanes.ts';
+
+/** How a request wants to be scheduled; the plain client ignores these. */
+export interface ScheduleHints {
+  /** Default `urgent`. */
+  priority?: RequestPriority;
+  /** When the task was last read (ms, by the scheduler's clock; 0: never). Polls read longest ago go first. */
+  lastReadAt?: number;
+  /** Handed, while the request waits, a function that moves it ahead of every poll (a new watcher waits for it). */
+  onQueued?: (promote: () => void) => void;
+}
+
+export interface RequestSchedulerOptions {
+  /** The pace of each key. Default: a per-process `createLocalBudget()`. */
+  budget?: KeyBudget;
+  /** Requests of one key in flight at once (`MAX_UPSTREAM_IN_FLIGHT_PER_KEY`). Default 8. */
+  maxInFlightPerKey?: number;
+  /** Requests in flight over all keys; keep the client's pool at least this large. Default 128. */
+  maxInFlight?: number;
+  /** Requests of one key waiting; past it a request is refused with `RATE_LIMITED`. Default 2 000. */
+  maxQueuedPerKey?: number;
+  /** Longest wait in the queue of an `urgent` request before it fails with `TIMEOUT` unsent. Default 10 000 ms. */
+  maxQueueWaitMs?: number;
+  /** How long a key the upstream answered 401 is refused without asking it again. Default 30 000 ms. */
+  failFastMs?: number;
+  /** Sends of one request that the upstream answered 429 before that 429 is the request's answer. Default 3. */
+  maxAttempts?: number;
+  /** Key hashes remembered as accepted or rejected by the upstream. Default 10 000. */
+  maxKeys?: number;
+  scheduler?: Scheduler;
+  now?: () => number;
+  /** Told of each request sent: its priority, ms it waited here, and for polls ms since the task's last read. */
+  onSent?: (priority: RequestPriority, waitedMs: number, sinceLastReadMs: number | null) => void;
+  /** Told of each request held back: `upstream_429` (answered 429, sent again later), `queue_full`, `budget`, `queue_timeout`. */
+  onThrottled?: (reason: 'upstream_429' | 'queue_full' | 'budget' | 'queue_timeout') => void;
+  /** Told of each request refused at once because its key was answered 401 a moment ago. */
+  onFailFast?: () => void;
+}
+
+export interface RequestScheduler {
+  /** Runs `send` when the key's budget, its in-flight bound and the priorities allow; settles with its outcome. */
+  run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
+  stats(): { queued: number; inFlight: number; keys: number };
+  /** Fails every waiting request, aborts those in flight, and stops every timer. */
+  dispose(): void;
+}
+
+/** A query, submit or cancel answered 429 is sent again only if its key's budget can send it within this, in ms. */
+const URGENT_RETRY_WITHIN_MS = 1_000;
+
+interface Entry {
+  send: (signal: AbortSignal) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  priority: RequestPriority;
+  lastReadAt: number;
+  seq: number;
+  queuedAt: number;
+  attempts: number;
+  timer: unknown;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface KeyState {
+  hash: string;
+  waiting: RequestLanes<Entry>;
+  inFlight: number;
+  pumping: boolean;
+  /** Lessons learned so far: a slot reserved before the latest one is not used. */
+  lessons: number;
+  lastFasterAt: number;
+  wake: (() => void) | null;
+  timer: unknown;
+}
+
+/**
+ * One scheduler for every upstream request of every key: per key, a budget
+ * (the pace), a bound on requests in flight, and its lanes of waiting requests
+ * (request-lanes.ts). A 429 teaches the budget and the request waits its
+ * turn again; a 401 makes the key fail fast for `failFastMs`. A key the upstream
+ * has not accepted yet sends one request at a time, so a burst with a bad key
+ * costs one upstream request.
+ */
+export function createRequestScheduler(options: RequestSchedulerOptions = {}): RequestScheduler {
+  const {
+    maxInFlightPerKey = 8,
+    maxInFlight = 128,
+    maxQueuedPerKey = 2_000,
+    maxQueueWaitMs = 10_000, // 10 s
+    failFastMs = 30_000, // 30 s
+    maxAttempts = 3,
+    maxKeys = 10_000,
+    scheduler = realScheduler,
+    now = Date.now,
+    onSent,
+    onThrottled,
+    onFailFast,
+  } = options;
+  const budget = options.budget ?? createLocalBudget({ now });
+  const keys = new Map<string, KeyState>();
+  const standing = createKeyStanding({ failFastMs, maxKeys, now });
+  /** Keys waiting for a free slot under `maxInFlight`. */
+  const blocked = new Set<KeyState>();
+  let inFlight = 0;
+  let seq = 0;
+  let disposed = false;
+  /** Aborts every request in flight when the scheduler is disposed. */
+  const shutdown = new AbortController();
+
+  const queued = (state: KeyState) => state.waiting.size;
+
+  const failFastError = () =>
+    new UnauthenticatedError(
+      `The upstream rejected this API key; it is refused here for ${Math.round(failFastMs / 1000)} s without asking the upstream again.`,
+    );
+
+  function stateOf(keyHash: string): KeyState {
+    let state = keys.get(keyHash);
+    if (!state) {
+      state = {
+        hash: keyHash,
+        waiting: createRequestLanes<Entry>(),
+        inFlight: 0,
+        pumping: false,
+        lessons: 0,
+        lastFasterAt: 0,
+        wake: null,
+        timer: null,
+      };
+      keys.set(keyHash, state);
+    }
+    return state;
+  }
+
+  function forgetIfIdle(state: KeyState): void {
+    if (queued(state) === 0 && state.inFlight === 0 && !state.pumping && keys.get(state.hash) === state) keys.delete(state.hash);
+  }
+
+  function settle(entry: Entry): void {
+    scheduler.clearTimeout(entry.timer);
+    entry.timer = null;
+    if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort);
+    entry.onAbort = undefined;
+  }
+
+  function armQueueTimer(state: KeyState, entry: Entry): void {
+    if (entry.priority !== 'urgent') return;
+    const leftMs = entry.queuedAt + maxQueueWaitMs - now();
+    entry.timer = scheduler.setTimeout(
+      () => {
+        if (!state.waiting.remove(entry)) return;
+        settle(entry);
+        onThrottled?.('queue_timeout');
+        entry.reject(
+          new QueueTimeoutError(
+            `The request waited ${maxQueueWaitMs} ms in the gateway's queue for this API key's upstream budget and was not sent.`,
+          ),
+        );
+        forgetIfIdle(state);
+      },
+      Math.max(0, leftMs),
+    );
+  }
+
+  function failQueued(state: KeyState, error: () => Error, failingFast = true): void {
+    for (const entry of state.waiting.drain()) {
+      settle(entry);
+      if (failingFast) onFailFast?.();
+      entry.reject(error());
+    }
+  }
+
+  const boundOf = (state: KeyState) => (standing.accepted(state.hash) ? maxInFlightPerKey : 1);
+
+  async function pump(state: KeyState): Promise<void> {
+    if (state.pumping || disposed) return;
+    state.pumping = true;
+    try {
+      while (!disposed && queued(state) > 0) {
+        if (standing.refused(state.hash)) {
+          failQueued(state, failFastError);
+          break;
+        }
+        if (state.inFlight >= boundOf(state)) break;
+        if (inFlight >= maxInFlight) {
+          blocked.add(state);
+          break;
+        }
+        const lessons = state.lessons;
+        let slot: number;
+        try {
+          slot = await budget.reserve(state.hash);
+        } catch {
+          slot = now();
+        }
+        const waitMs = slot - now();
+        if (waitMs > 0) await sleep(state, waitMs);
+        // A 429 arrived meanwhile: the slot predates the pause it set; take a new one.
+        if (state.lessons !== lessons) continue;
+        const entry = state.waiting.take();
+        if (!entry) break;
+        dispatch(state, entry);
+      }
+    } finally {
+      state.pumping = false;
+      forgetIfIdle(state);
+    }
+  }
+
+  function sleep(state: KeyState, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      state.wake = () => {
+        state.wake = null;
+        state.timer = null;
+        resolve();
+      };
+      state.timer = scheduler.setTimeout(() => state.wake?.(), ms);
+    });
+  }
+
+  function dispatch(state: KeyState, entry: Entry): void {
+    settle(entry);
+    state.inFlight += 1;
+    inFlight += 1;
+    const at = now();
+    onSent?.(entry.priority, at - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? at - entry.lastReadAt : null);
+    entry.attempts += 1;
+    void entry
+      .send(entry.signal ? AbortSignal.any([entry.signal, shutdown.signal]) : shutdown.signal)
+      .then(
+        (value) => {
+          standing.accept(state.hash);
+          if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
+            state.lastFasterAt = now();
+            void budget.learn(state.hash, { kind: 'faster' });
+          }
+          entry.resolve(value);
+        },
+        async (error: unknown) => {
+          if (error instanceof UnauthenticatedError) {
+            standing.reject(state.hash);
+            entry.reject(error);
+            failQueued(state, failFastError);
+            return;
+          }
+          if (!(error instanceof RateLimitedError && error.fromUpstream)) return entry.reject(error);
+          state.lessons += 1;
+          const resumeAt = error.retryAfterMs === null ? null : now() + error.retryAfterMs;
+          try {
+            await budget.learn(
+              state.hash,
+              error.quota
+                ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
+                : { kind: 'slower', resumeAt },
+            );
+          } catch {
+            // The budget keeps its own fallback; the pause is best effort.
+          }
+          // Polls and first reads wait; a caller waiting for an answer gets the 429 unless it can go again soon.
+          const soonMs = Math.min(URGENT_RETRY_WITHIN_MS, entry.queuedAt + maxQueueWaitMs - now());
+          const patient = entry.priority !== 'urgent' || budget.peek(state.hash).nextSlotAt - now() <= soonMs;
+          if (entry.attempts >= maxAttempts || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
+          onThrottled?.('upstream_429');
+          // The request was not served: it waits its turn again, at the front of its lane.
+          state.waiting.add(entry, true);
+          watch(state, entry);
+          armQueueTimer(state, entry);
+        },
+      )
+      .finally(() => {
+        state.inFlight -= 1;
+        inFlight -= 1;
+        void pump(state);
+        for (const waiting of blocked) {
+          if (inFlight >= maxInFlight) break;
+          blocked.delete(waiting);
+          void pump(waiting);
+        }
+        forgetIfIdle(state);
+      });
+  }
+
+  /** A waiting request whose signal aborts leaves the queue at once, rejected with the signal's reason. */
+  function watch(state: KeyState, entry: Entry): void {
+    if (!entry.signal) return;
+    entry.onAbort = () => {
+      if (!state.waiting.remove(entry)) return;
+      settle(entry);
+      entry.reject(entry.signal!.reason);
+      forgetIfIdle(state);
+    };
+    entry.signal.addEventListener('abort', entry.onAbort, { once: true });
+  }
+
+  return {
+    run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
+      const { priority = 'urgent', lastReadAt = 0, signal, onQueued } = hints;
+      if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (standing.refused(keyHash)) {
+        onFailFast?.();
+        return Promise.reject(failFastError());
+      }
+      const state = stateOf(keyHash);
+      if (queued(state) >= maxQueuedPerKey) {
+        onThrottled?.('queue_full');
+        forgetIfIdle(state);
+        return Promise.reject(
+          new RateLimitedError(
+            `This API key already has ${maxQueuedPerKey} upstream requests waiting in the gateway; retry later.`,
+            null,
+            null,
+            false,
+          ),
+        );
+      }
+      if (priority === 'urgent') {
+        const { ratePerSec, nextSlotAt } = budget.peek(keyHash);
+        const expectedMs = Math.max(0, nextSlotAt - now()) + (state.waiting.urgent * 1_000) / ratePerSec;
+        if (expectedMs > maxQueueWaitMs) {
+          onThrottled?.('budget');
+          forgetIfIdle(state);
+          return Promise.reject(
+            new RateLimitedError(
+              `The upstream budget of this API key is spent for now: the request would wait about ${Math.ceil(expectedMs / 1000)} s in the gateway before it could be sent.`,
+              Math.ceil(expectedMs),
+              null,
+              false,
+            ),
+          );
+        }
+      }
+      return new Promise<T>((resolve, reject) => {
+        const entry: Entry = {
+          send,
+          resolve: resolve as (value: unknown) => void,
+          reject,
+          priority,
+          lastReadAt,
+          seq: seq++,
+          queuedAt: now(),
+          attempts: 0,
+          timer: null,
+          signal,
+          onAbort: undefined,
+        };
+        state.waiting.add(entry);
+        watch(state, entry);
+        armQueueTimer(state, entry);
+        onQueued?.(() => state.waiting.promote(entry));
+        void pump(state);
+      });
+    },
+
+    stats() {
+      let waiting = 0;
+      for (const state of keys.values()) waiting += queued(state);
+      return { queued: waiting, inFlight, keys: keys.size };
+    },
+
+    dispose() {
+      disposed = true;
+      for (const state of keys.values()) {
+        scheduler.clearTimeout(state.timer);
+        failQueued(state, () => new QueueTimeoutError('The gateway is shutting down.'), false);
+        state.wake?.();
+      }
+      blocked.clear();
+      shutdown.abort(new QueueTimeoutError('The gateway is shutting down.'));
+    },
+  };
+}

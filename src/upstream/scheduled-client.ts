@@ -1,0 +1,32 @@
+import type { RequestScheduler } from './request-scheduler.ts';
+import { validateTaskId } from './task-id.ts';
+import type { TasksClient } from './tasks-client.ts';
+
+/**
+ * The Task API client with every request of a key going through the key's
+ * scheduler: reads (with their priority hints), submits and cancels (always
+ * urgent). Invalid ids are refused before they take a place in the queue.
+ */
+export function createScheduledClient(client: TasksClient, scheduler: RequestScheduler): TasksClient {
+  return {
+    async getTask(id, credential, options = {}) {
+      validateTaskId(id);
+      return scheduler.run(credential.hash, (signal) => client.getTask(id, credential, { signal }), options);
+    },
+    async submitTask(request, credential, options = {}) {
+      return scheduler.run(credential.hash, (signal) => client.submitTask(request, credential, { signal }), {
+        signal: options.signal,
+        priority: 'urgent',
+      });
+    },
+    async cancelTask(id, credential, options = {}) {
+      validateTaskId(id);
+      return scheduler.run(credential.hash, (signal) => client.cancelTask(id, credential, { signal }), {
+        signal: options.signal,
+        priority: 'urgent',
+      });
+    },
+    probe: () => client.probe(),
+    close: () => client.close(),
+  };
+}
