@@ -133,7 +133,8 @@ async function cpuPerGet(pid: number, upstream: Child, windowMs: number) {
 async function pollCost(upstream: Child, upstreamUrl: string) {
   const keys = Array.from({ length: 10 }, (_, i) => `sk-perf-${i}`);
   const tasks = await Promise.all(keys.map(async (key) => ({ key, ids: await submitTasks(upstreamUrl, key, 500) })));
-  const gateway = await startGatewayProcess(upstreamUrl);
+  // The emulator here has no quota: a configured budget well above the need, so that the pace is the poll interval's.
+  const gateway = await startGatewayProcess(upstreamUrl, { UPSTREAM_RATE_LIMIT_PER_KEY: '1000' });
   const idle = usage(gateway.pid).rss;
   const clients = forkChild('./perf-clients.ts');
   const primed = clients.next('primed');

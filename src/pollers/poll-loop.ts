@@ -96,7 +96,9 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   let currentIntervalMs = intervalMs;
   let failures = 0;
   let timer: unknown = null;
-  let request: { promise: Promise<TaskSnapshot>; controller: AbortController } | null = null;
+  let request: { promise: Promise<TaskSnapshot> } | null = null;
+  /** Aborts the request in flight when the loop stops; one per loop, since only the stop aborts. */
+  const stopping = new AbortController();
   /** Moves the request ahead of the polls while it is queued in the request scheduler; null once sent. */
   let promote: (() => void) | null = null;
   /** `polling`: asking the coordinator or fetching; at most one poll at a time. */
@@ -164,18 +166,17 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     }
     if (!force && !(await membership.mayPoll())) return schedule(currentIntervalMs);
     if (stopped()) return;
-    const controller = new AbortController();
     // A watcher still waiting for its first state, or a webhook saying the task changed (`force`),
     // makes this read go ahead of the key's other polls.
     const promise = fetch(credential, taskId, {
-      signal: controller.signal,
+      signal: stopping.signal,
       priority: unprimed.size > 0 || force ? 'first' : 'poll',
       lastReadAt: latestAt,
       onQueued: (move) => {
         promote = move;
       },
     });
-    request = { promise, controller };
+    request = { promise };
     let snapshot: TaskSnapshot;
     try {
       snapshot = await request.promise;
@@ -251,7 +252,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     phase = 'stopped';
     scheduler.clearTimeout(timer);
     timer = null;
-    request?.controller.abort(loopStopped);
+    stopping.abort(loopStopped);
     membership.leave();
     sinks.clear();
     unprimed.clear();
