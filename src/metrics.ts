@@ -114,11 +114,24 @@ export function createMetrics(): GatewayMetrics {
       droppedCounted = dropped;
     },
   });
+  // Label children looked up once per label set: prom-client hashes the labels on every call otherwise,
+  // and these run on every upstream request. Both sets are small and fixed (endpoints x error codes).
+  const requestsBy = new Map<string, ReturnType<typeof upstreamRequests.labels>>();
+  const latencyBy = new Map<string, ReturnType<typeof upstreamLatency.labels>>();
+  const waitBy = new Map<string, ReturnType<typeof queueWait.labels>>();
+  const child = <C>(children: Map<string, C>, key: string, make: () => C): C => {
+    let found = children.get(key);
+    if (!found) {
+      found = make();
+      children.set(key, found);
+    }
+    return found;
+  };
   return {
     registry,
     upstreamRequest(endpoint, outcome, seconds) {
-      upstreamRequests.inc({ endpoint, outcome });
-      upstreamLatency.observe({ endpoint }, seconds);
+      child(requestsBy, `${endpoint} ${outcome}`, () => upstreamRequests.labels({ endpoint, outcome })).inc();
+      child(latencyBy, endpoint, () => upstreamLatency.labels({ endpoint })).observe(seconds);
     },
     fannedOut(subscribers) {
       updates.inc(subscribers);
@@ -126,7 +139,7 @@ export function createMetrics(): GatewayMetrics {
     },
     delivered: (seconds) => delivery.observe(seconds),
     upstreamSent(priority, waitedSeconds, sinceLastReadSeconds) {
-      queueWait.observe({ priority }, waitedSeconds);
+      child(waitBy, priority, () => queueWait.labels({ priority })).observe(waitedSeconds);
       if (sinceLastReadSeconds !== null) readAge.observe(sinceLastReadSeconds);
     },
     throttled: (reason) => throttled.inc({ reason }),
