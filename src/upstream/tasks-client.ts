@@ -332,6 +332,7 @@ function durationMs(value: unknown): number | null {
 /** The upstream's own message, short, printable, and with the caller's key blotted out. */
 function safeMessage(value: unknown, credential: Credential): string | null {
   if (typeof value !== 'string' || value.trim() === '') return null;
-  const printable = value.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 300);
-  return printable.split(credential.apiKey).join('[redacted]');
+  // The key goes first, then the length: cut first, a key straddling the cut would leave a fragment.
+  const redacted = value.split(credential.apiKey).join('[redacted]');
+  return redacted.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 300);
 }

@@ -157,6 +157,15 @@ describe('tasks client', () => {
     expect(JSON.stringify(key)).not.toContain('sk-client-test');
   });
 
+  it('leaves no fragment of the key in a long message that echoes it across the length cut', async () => {
+    // The key straddles character 300, where the message is cut.
+    const message = `${'x'.repeat(295)}sk-client-test and more`;
+    await against((_request, response) => json(response, 400, { error: { message, code: 'x' } }));
+    const error = (await client.getTask('task-1', key).catch((caught) => caught)) as Error;
+    expect(error.message).not.toContain('sk-cl');
+    expect(error.message.length).toBeLessThanOrEqual(300);
+  });
+
   it("rejects with the caller's reason when the caller aborts", async () => {
     await against(() => undefined);
     const controller = new AbortController();
