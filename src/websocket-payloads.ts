@@ -47,10 +47,23 @@ export function createPayloadSplicer(): PayloadSplicer {
     },
     wrap(socket) {
       const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void;
+      const stream = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        stream?.uncork();
+      };
       socket.send = ((data: unknown, ...rest: unknown[]) => {
         if (pending !== null && typeof data === 'string' && data.endsWith(TAIL)) {
           data = `${data.slice(0, -TAIL.length)}"payload":${pending}}`;
           pending = null;
+        }
+        // One change reaches all of a socket's watchers in one turn of the event loop: their messages
+        // leave in one write when that turn's promise jobs are done, not one write each.
+        if (!corked && stream) {
+          corked = true;
+          stream.cork();
+          process.nextTick(uncork);
         }
         send(data, ...rest);
       }) as WebSocket['send'];
