@@ -11,35 +11,12 @@ import { once } from 'node:events';
 import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
 import { freePort } from '../test/helpers/stack.ts';
 
+import { startClients } from './clients-process.ts';
+
 const TASKS = 1_000;
 const CAP = 50; // requests per key per second
 const STEADY_MS = 20_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Clients {
-  send(command: Record<string, unknown>, answer: string): Promise<any>;
-  stop(): void;
-}
-
-function startClients(): Promise<Clients> {
-  const child: ChildProcess = fork(new URL('./clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
-  return once(child, 'message').then(() => ({
-    send(command, answer) {
-      const reply = new Promise((resolve) => {
-        const listener = (message: any) => {
-          if (message.type === answer) {
-            child.off('message', listener);
-            resolve(message);
-          }
-        };
-        child.on('message', listener);
-      });
-      child.send(command);
-      return reply;
-    },
-    stop: () => child.kill(),
-  }));
-}
 
 async function startGateway(upstreamUrl: string, redisUrl: string | null): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();

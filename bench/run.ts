@@ -27,7 +27,7 @@
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -36,6 +36,7 @@ import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
+import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
 import { quota } from './quota.ts';
@@ -61,32 +62,6 @@ const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
 const submit = async (stack: Stack) => (await stack.gql(SUBMIT, {}, KEY)).data.submitTask.id as string;
 const gc = (globalThis as { gc?: () => void }).gc;
-
-interface Clients {
-  send(command: Record<string, unknown>, answer: string): Promise<any>;
-  stop(): void;
-}
-
-async function startClients(): Promise<Clients> {
-  const child: ChildProcess = fork(new URL('./clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
-  await once(child, 'message');
-  return {
-    async send(command, answer) {
-      const reply = new Promise((resolve) => {
-        const listener = (message: any) => {
-          if (message.type === answer) {
-            child.off('message', listener);
-            resolve(message);
-          }
-        };
-        child.on('message', listener);
-      });
-      child.send(command);
-      return reply;
-    },
-    stop: () => child.kill(),
-  };
-}
 
 const wallClock = () => performance.timeOrigin + performance.now();
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
