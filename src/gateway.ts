@@ -1,13 +1,6 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
-import { schema } from './executable-schema.ts';
-import { createGraphiQL } from './graphiql.ts';
 import type { ContextServices } from './graphql/context.ts';
-import { createExecutor } from './graphql/executor.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { createGraphQLHttpHandler } from './graphql/yoga.ts';
-import { createHttpRoutes } from './http-routes.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type GatewayMetrics } from './metrics.ts';
@@ -15,16 +8,13 @@ import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coo
 import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import type { Scheduler } from './pollers/scheduler.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
-import { createMemoryRecentTasks, type RecentTasksStore } from './recent-tasks/recent-tasks.ts';
+import { createMemoryRecentTasks, type RecentTasksStore, recordingNeverFails } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
+import { createTransports } from './transports.ts';
 import { createCredential } from './upstream/credential.ts';
-import { createLocalBudget } from './upstream/key-budget.ts';
-import { createRedisBudget } from './upstream/redis-budget.ts';
-import { createRequestScheduler, type RequestScheduler } from './upstream/request-scheduler.ts';
-import { createScheduledClient } from './upstream/scheduled-client.ts';
-import { createTasksClient } from './upstream/tasks-client.ts';
+import type { RequestScheduler } from './upstream/request-scheduler.ts';
+import { createUpstream } from './upstream/upstream.ts';
 import { createWebhooks } from './webhooks.ts';
-import { createGraphQLWebSocketServer } from './websocket-server.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -65,15 +55,6 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
 }
 
-/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
-const MAX_UPSTREAM_IN_FLIGHT = 128;
-
-/** The budget's rules from the configuration: a configured rate is where a key starts and its ceiling. */
-function budgetRules(config: Config) {
-  const rate = config.upstreamRateLimitPerKey;
-  return rate === null ? {} : { initialRatePerSec: rate, maxRatePerSec: rate };
-}
-
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
@@ -82,41 +63,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
-  let droppedUrlLogged = false;
-  const upstream = createTasksClient({
-    baseUrl: upstreamUrl,
-    timeoutMs: config.upstreamTimeoutMs,
-    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
-    now,
-    onRequest: metrics.upstreamRequest,
-    onDroppedUrl: (taskId, scheme) => {
-      if (droppedUrlLogged) return;
-      droppedUrlLogged = true;
-      logger.warn(
-        { taskId, scheme },
-        'dropped a result link that is not an absolute http(s) URL; logged once, later ones are dropped silently',
-      );
-    },
-  });
-  const sharedBudget = config.redisUrl ? createRedisBudget({ url: config.redisUrl, now, ...budgetRules(config) }) : null;
-  const budget = sharedBudget ?? createLocalBudget({ now, ...budgetRules(config) });
+  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, scheduler });
+  const { client: tasksClient, requestScheduler } = upstream;
   // Loops and budgets are both shared only while both reach Redis.
-  const shared = () => coordinator.healthy() && (sharedBudget?.healthy() ?? true);
-  const requestScheduler = createRequestScheduler({
-    budget,
-    maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
-    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
-    maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
-    maxQueueWaitMs: config.upstreamQueueTimeoutMs,
-    now,
-    scheduler,
-    onSent: (priority, waitedMs, sinceLastReadMs) =>
-      metrics.upstreamSent(priority, waitedMs / 1000, sinceLastReadMs === null ? null : sinceLastReadMs / 1000),
-    onThrottled: metrics.throttled,
-    onFailFast: metrics.failedFast,
-  });
-  // Every upstream request of a key, from loops, queries and mutations alike, goes through its scheduler.
-  const tasksClient = createScheduledClient(upstream, requestScheduler);
+  const shared = () => coordinator.healthy() && upstream.budgetShared();
   const poller = createTaskPoller({
     client: tasksClient,
     maxLoopsPerKey: config.maxLoopsPerKey,
@@ -133,12 +83,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const recentTasksStore =
     options.recentTasks ?? (config.redisUrl ? createRedisRecentTasks({ url: config.redisUrl, now }) : createMemoryRecentTasks({ now }));
-  const recentTasks: RecentTasksStore = {
-    ...recentTasksStore,
-    // An unrecorded submission is still a submission: it is logged, never failed.
-    record: (keyHash, entry) =>
-      recentTasksStore.record(keyHash, entry).catch(() => logger.warn('recent tasks: a submission was not recorded (store unreachable)')),
-  };
+  // An unrecorded submission is still a submission: it is logged, never failed.
+  const recentTasks = recordingNeverFails(recentTasksStore, () =>
+    logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
+  );
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
@@ -151,34 +99,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
     stopping: stopping.signal,
   };
-  const graphiql = createGraphiQL();
-  const routes = createHttpRoutes({
-    graphql: createGraphQLHttpHandler(schema, services, logger, {
-      trustedDocuments,
-      multipartHeartbeatMs: options.multipartHeartbeatMs,
-      corsOrigins: config.corsOrigins,
-      renderGraphiQL: graphiql.renderPage,
-    }),
-    graphiql,
+  const transports = createTransports({
+    config,
+    services,
     webhooks,
     metrics,
     logger,
     probe: tasksClient.probe,
     coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
-  });
-  const server = createServer(routes.listener);
-  const webSockets = createGraphQLWebSocketServer({
-    httpServer: server,
-    schema,
-    executor: createExecutor({ schema }),
-    services,
-    maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
-    allowedOrigins: config.corsOrigins,
-    onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
+    multipartHeartbeatMs: options.multipartHeartbeatMs,
   });
   metrics.observe({
-    connections: webSockets.connections,
+    connections: transports.connections,
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     queued: () => requestScheduler.stats().queued,
@@ -192,37 +125,25 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     async start() {
       coordinator.start();
-      budget.start();
-      webSockets.start();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => resolve());
-      });
-      const { address, port, family } = server.address() as AddressInfo;
-      const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : family === 'IPv6' ? `[${address}]` : address;
-      logger.info({ port, upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId }, 'task-gateway listening');
-      return `http://${host}:${port}`;
+      upstream.start();
+      const url = await transports.listen();
+      logger.info(
+        { port: new URL(url).port, upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
+        'task-gateway listening',
+      );
+      return url;
     },
     async stop(graceMs = 5_000) {
       stopping.abort();
-      routes.refuse();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = transports.refuse();
       // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe
       // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
-      await webSockets.dispose();
+      await transports.closeWebSockets();
       poller.dispose();
-      server.closeIdleConnections();
-      const grace = setTimeout(() => {
-        server.closeAllConnections();
-        // What still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
-        requestScheduler.dispose();
-      }, graceMs);
-      await closed;
-      clearTimeout(grace);
-      requestScheduler.dispose();
-      await tasksClient.close();
+      // Past the grace, what still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
+      await transports.drain(closed, graceMs, () => upstream.cut());
+      await upstream.close();
       await recentTasksStore.dispose();
-      await budget.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -68,6 +68,11 @@ export interface MemoryRecentTasksOptions {
 }
 
 /** The single-process store: bounded in keys and in entries per key. */
+/** The same store, but `record` never rejects: a failure is reported to `onFailure` (a submission is never failed by its history). */
+export function recordingNeverFails(store: RecentTasksStore, onFailure: () => void): RecentTasksStore {
+  return { ...store, record: (keyHash, entry) => store.record(keyHash, entry).catch(onFailure) };
+}
+
 export function createMemoryRecentTasks(options: MemoryRecentTasksOptions = {}): RecentTasksStore & { size(): number } {
   const {
     maxPerKey = 1_000,

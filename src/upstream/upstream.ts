@@ -1,0 +1,90 @@
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import type { Scheduler } from '../pollers/scheduler.ts';
+import { createLocalBudget } from './key-budget.ts';
+import { createRedisBudget } from './redis-budget.ts';
+import { createRequestScheduler, type RequestScheduler } from './request-scheduler.ts';
+import { createScheduledClient } from './scheduled-client.ts';
+import { createTasksClient, type TasksClient } from './tasks-client.ts';
+
+/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
+export const MAX_UPSTREAM_IN_FLIGHT = 128;
+
+export interface UpstreamOptions {
+  config: Config;
+  /** The upstream base URL, including `/v1`. */
+  upstreamUrl: string;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number;
+  /** Timers of the request scheduler. Default: Node's. */
+  scheduler?: Scheduler;
+}
+
+/** The gateway's way to the upstream: the client, and the per-key scheduler every request of a key goes through. */
+export interface Upstream {
+  /** The Task API client whose every request, from loops, queries and mutations alike, waits its key's turn. */
+  readonly client: TasksClient;
+  readonly requestScheduler: RequestScheduler;
+  /** Whether keys' budgets are shared with the other replicas now (always true without Redis). */
+  budgetShared(): boolean;
+  /** Connects the shared budget (Redis), when configured. */
+  start(): void;
+  /** Cuts what still waits for the upstream (a long `waitSeconds` submit): the shutdown's grace is over. */
+  cut(): void;
+  /** Cuts what waits, closes the connection pool and the budget's Redis connection. */
+  close(): Promise<void>;
+}
+
+/** Builds the upstream client, the keys' budget (in memory, or shared through Redis) and the request scheduler. */
+export function createUpstream(options: UpstreamOptions): Upstream {
+  const { config, upstreamUrl, metrics, logger, now = Date.now, scheduler } = options;
+  let droppedUrlLogged = false;
+  const client = createTasksClient({
+    baseUrl: upstreamUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
+    now,
+    onRequest: metrics.upstreamRequest,
+    onDroppedUrl: (taskId, scheme) => {
+      if (droppedUrlLogged) return;
+      droppedUrlLogged = true;
+      logger.warn(
+        { taskId, scheme },
+        'dropped a result link that is not an absolute http(s) URL; logged once, later ones are dropped silently',
+      );
+    },
+  });
+  // A configured rate is where a key starts and its ceiling.
+  const rate = config.upstreamRateLimitPerKey;
+  const rules = rate === null ? {} : { initialRatePerSec: rate, maxRatePerSec: rate };
+  const sharedBudget = config.redisUrl ? createRedisBudget({ url: config.redisUrl, now, ...rules }) : null;
+  const budget = sharedBudget ?? createLocalBudget({ now, ...rules });
+  const requestScheduler = createRequestScheduler({
+    budget,
+    maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
+    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
+    maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
+    maxQueueWaitMs: config.upstreamQueueTimeoutMs,
+    now,
+    scheduler,
+    onSent: (priority, waitedMs, sinceLastReadMs) =>
+      metrics.upstreamSent(priority, waitedMs / 1000, sinceLastReadMs === null ? null : sinceLastReadMs / 1000),
+    onThrottled: metrics.throttled,
+    onFailFast: metrics.failedFast,
+  });
+  return {
+    client: createScheduledClient(client, requestScheduler),
+    requestScheduler,
+    budgetShared: () => sharedBudget?.healthy() ?? true,
+    start: () => budget.start(),
+    cut: () => requestScheduler.dispose(),
+    async close() {
+      requestScheduler.dispose();
+      await client.close();
+      await budget.dispose();
+    },
+  };
+}
