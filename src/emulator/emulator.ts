@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isHttpUrl } from '../lib/http-url.ts';
-import { readBounded } from '../lib/read-body.ts';
 import { sendJson } from '../lib/send-json.ts';
+import { badRequest, isHttpUrlList, notFound, readJson, sendFile, taskNotFound, waitSeconds } from './http-answers.ts';
 import { createRateLimiter, type RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { type EmulatedTask, failureFromPrompt, isTerminalStatus, stateAt } from './task-store.ts';
 import { costOf, toWire, type WireFormat } from './wire-format.ts';
@@ -69,7 +68,6 @@ export interface Emulator {
 }
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000; // 24 h
-const MAX_BODY_BYTES = 256 * 1024;
 
 /** Creates an emulator of the upstream Task API (UPSTREAM.md). Nothing listens until `start()`. */
 export function createEmulator(options: EmulatorOptions = {}): Emulator {
@@ -287,44 +285,4 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       stats.rateLimited.clear();
     },
   };
-}
-
-function waitSeconds(request: IncomingMessage): number {
-  const match = /(?:^|[,;\s])wait=(\d+)/.exec(String(request.headers.prefer ?? ''));
-  return match ? Math.min(60, Number(match[1])) : 0;
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const { bytes, overflow } = await readBounded(request, MAX_BODY_BYTES);
-  if (overflow) return undefined;
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function isHttpUrlList(value: unknown): boolean {
-  return Array.isArray(value) && value.every((item) => isHttpUrl(item));
-}
-
-function badRequest(response: ServerResponse, code: string, message: string, param?: string): void {
-  sendJson(response, 400, { error: { message, code, ...(param ? { param } : {}) } });
-}
-
-function notFound(response: ServerResponse, code: string, message: string): void {
-  sendJson(response, 404, { error: { message, code } });
-}
-
-function taskNotFound(response: ServerResponse): void {
-  notFound(response, 'task_not_found', 'Task not found.');
-}
-
-/** A placeholder for result media, so that result links open in a browser. */
-function sendFile(response: ServerResponse, name: string): void {
-  const label = name.replace(/[^\w.-]/g, '');
-  response.writeHead(200, { 'content-type': 'image/svg+xml' });
-  response.end(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256"><rect width="256" height="256" fill="#4f46e5"/><text x="128" y="132" fill="#fff" font-family="sans-serif" font-size="14" text-anchor="middle">${label}</text></svg>`,
-  );
 }
