@@ -1,10 +1,10 @@
+import { type BackoffOptions, type Scheduler, withJitter } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
 import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions } from '../upstream/tasks-client.ts';
 import { createEtaEstimator } from './eta.ts';
 import type { LoopCoordinator } from './loop-coordinator.ts';
-import { type BackoffOptions, type Scheduler, withJitter } from './scheduler.ts';
 import { differs, isBackwards } from './task-changes.ts';
 import type { TaskSink } from './task-sink.ts';
 

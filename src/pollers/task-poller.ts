@@ -1,10 +1,10 @@
+import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
 import { TooManySubscriptionsError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions, TasksClient } from '../upstream/tasks-client.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './loop-coordinator.ts';
 import { createPollLoop, type PollLoop } from './poll-loop.ts';
-import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from './scheduler.ts';
 import { createTaskSink, type TaskSink } from './task-sink.ts';
 import { createTerminalCache, type TerminalCache } from './terminal-cache.ts';
 

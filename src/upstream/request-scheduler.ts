@@ -1,4 +1,4 @@
-import { realScheduler } from '../pollers/scheduler.ts';
+import { realScheduler } from '../lib/scheduler.ts';
 import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createKeyStanding } from './key-standing.ts';

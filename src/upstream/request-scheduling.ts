@@ -1,4 +1,4 @@
-import type { Scheduler } from '../pollers/scheduler.ts';
+import type { Scheduler } from '../lib/scheduler.ts';
 import type { KeyBudget } from './key-budget.ts';
 import type { RequestPriority } from './request-lanes.ts';
 

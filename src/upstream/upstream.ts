@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
+import type { Scheduler } from '../lib/scheduler.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
-import type { Scheduler } from '../pollers/scheduler.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createRedisBudget } from './redis-budget.ts';
 import { createRequestScheduler, type RequestScheduler } from './request-scheduler.ts';

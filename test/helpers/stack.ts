@@ -1,8 +1,8 @@
 import { type Config, readConfig } from '../../src/config.ts';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/emulator.ts';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.ts';
+import type { Scheduler } from '../../src/lib/scheduler.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
-import type { Scheduler } from '../../src/pollers/scheduler.ts';
 import { track } from './leftovers.ts';
 
 export interface GraphQLResponse<T = any> {
