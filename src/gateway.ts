@@ -128,7 +128,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       upstream.start();
       const url = await transports.listen();
       logger.info(
-        { port: new URL(url).port, upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
+        { port: Number(new URL(url).port), upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
         'task-gateway listening',
       );
       return url;
