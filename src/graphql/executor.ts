@@ -9,11 +9,10 @@ import {
   getOperationAST,
   getVariableValues,
   Kind,
-  parse,
   specifiedRules,
   validate,
 } from 'graphql';
-import { createLruMap } from '../lib/lru-map.ts';
+import { createDocumentCache } from './document-cache.ts';
 import { gatewayError, maskError } from './errors.ts';
 import { costRules, tooManySelections } from './limits.ts';
 
@@ -62,12 +61,9 @@ export function createExecutor(options: ExecutorOptions): Executor {
     maxLength = 100_000, // characters
     maxTokens = 10_000,
   } = options;
-  const operations = createLruMap<string, PreparedOperation>({
-    maxEntries: maxOperations,
-    maxBytes: maxOperationChars,
-    sizeOf: (prepared) => documentChars.get(prepared.document) ?? 0,
-  });
-  const documentChars = new WeakMap<DocumentNode, number>();
+  const documents = createDocumentCache({ maxEntries: maxOperations, maxChars: maxOperationChars, maxTokens });
+  // Every request that sends a known text gets the same prepared operation (and so shares executions).
+  const prepared = new WeakMap<DocumentNode, PreparedOperation>();
   const documentIds = new WeakMap<DocumentNode, number>();
   let nextDocumentId = 0;
   // Shared executions live for one turn of the event loop: every watcher waiting when a change
@@ -75,26 +71,24 @@ export function createExecutor(options: ExecutorOptions): Executor {
   const executions = new WeakMap<object, Map<string, PromiseOrValue<ExecutionResult>>>();
 
   function prepare(query: string): PreparedOperation {
-    const cached = operations.get(query);
-    if (cached) return cached;
+    const cached = documents.get(query);
+    if (cached) return prepared.get(cached)!;
     if (query.length > maxLength) {
       return { document: emptyDocument, errors: [parseFailed(`The operation is longer than ${maxLength} characters.`)] };
     }
     let document: DocumentNode;
     try {
-      // No locations: they would triple the memory of every cached document.
-      document = parse(query, { maxTokens, noLocation: true });
+      document = documents.parse(query);
     } catch (error) {
       return { document: emptyDocument, errors: [error instanceof GraphQLError ? parseFailed(error.message) : parseFailed()] };
     }
     const tooMany = tooManySelections(document);
     const errors = tooMany ? [tooMany] : validate(schema, document, [...specifiedRules, ...costRules]);
-    // A refused operation is not kept: junk must not push real operations out.
     if (errors.length > 0) return { document, errors };
-    const prepared = { document, errors };
-    documentChars.set(document, query.length);
-    operations.set(query, prepared);
-    return prepared;
+    const operation = { document, errors };
+    prepared.set(document, operation);
+    documents.keep(query, document);
+    return operation;
   }
 
   function sharingKey(args: ExecutionArgs): string | null {

@@ -1,6 +1,6 @@
 import { type DocumentNode, GraphQLError, parse, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { createLruMap } from '../lib/lru-map.ts';
+import { createDocumentCache } from './document-cache.ts';
 import { tooManySelections } from './limits.ts';
 
 export interface HttpDocumentCacheOptions {
@@ -17,9 +17,8 @@ export interface HttpDocumentCacheOptions {
 
 /**
  * Replaces yoga's parser and validation cache (1 024 full ASTs with locations for an hour, failures
- * included: about 11 MiB per 250 KB operation) with a bounded one. Operations are parsed with a token
- * limit and without locations; only documents that parsed are kept, bounded by entries and by
- * characters; only a successful validation is remembered. A failing validation is run again on a
+ * included: about 11 MiB per 250 KB operation) with the bounded `DocumentCache` the WebSocket path
+ * uses too: parsed with a token limit and without locations, kept only once they validated. A failing validation is run again on a
  * located parse, so its errors still point into the text, and every error is a fresh object:
  * graphql-js throws one shared "Validation aborted." error, which yoga would otherwise decorate
  * (`extensions.http`) for every later reader, WebSocket ones included.
@@ -31,22 +30,16 @@ export function useHttpDocumentCache(options: HttpDocumentCacheOptions = {}): Pl
     maxChars = 512 * 1024, // 512 Ki characters
   } = options;
   const texts = new WeakMap<DocumentNode, string>();
-  const documents = createLruMap<string, DocumentNode>({
-    maxEntries,
-    maxBytes: maxChars,
-    sizeOf: (document) => texts.get(document)?.length ?? 0,
-  });
+  const documents = createDocumentCache({ maxEntries, maxChars, maxTokens });
   const valid = new WeakSet<DocumentNode>();
   return {
     onParse({ params, setParsedDocument, setParseFn }) {
       const text = typeof params.source === 'string' ? params.source : params.source.body;
       const cached = documents.get(text);
       if (cached) return void setParsedDocument(cached);
-      setParseFn(() => parse(text, { maxTokens, noLocation: true }));
+      setParseFn(() => documents.parse(text));
       return ({ result }) => {
-        if (!result || result instanceof Error) return;
-        texts.set(result, text);
-        documents.set(text, result);
+        if (result && !(result instanceof Error)) texts.set(result, text);
       };
     },
     onValidate({ params, setResult, setValidationFn }) {
@@ -55,11 +48,12 @@ export function useHttpDocumentCache(options: HttpDocumentCacheOptions = {}): Pl
         const tooMany = tooManySelections(document);
         if (tooMany) return [tooMany];
         const errors = validate(schema, document, rules, typeInfo, validationOptions);
+        const text = texts.get(document);
         if (errors.length === 0) {
           valid.add(document);
+          if (text !== undefined) documents.keep(text, document);
           return errors;
         }
-        const text = texts.get(document);
         const located = text === undefined ? errors : validate(schema, parse(text, { maxTokens }), rules, undefined, validationOptions);
         return located.map(
           (error) =>
