@@ -130,20 +130,25 @@ async function cpuPerGet(pid: number, upstream: Child, windowMs: number) {
   return { microseconds: ((after.cpuMs - before.cpuMs) * 1000) / gets, perSecond: gets / (windowMs / 1000), rss: after.rss };
 }
 
+/** Watchers in their own process, subscribed as `groups` says; resolves once every one has its first state. */
+async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
+  const clients = forkChild('./perf-clients.ts');
+  const primed = clients.next('primed');
+  clients.process.send({ type: 'watch', url: `${gatewayUrl.replace('http', 'ws')}/graphql`, groups });
+  await primed;
+  return clients;
+}
+
 async function pollCost(upstream: Child, upstreamUrl: string) {
   const keys = Array.from({ length: 10 }, (_, i) => `sk-perf-${i}`);
   const tasks = await Promise.all(keys.map(async (key) => ({ key, ids: await submitTasks(upstreamUrl, key, 500) })));
   // The emulator here has no quota: a configured budget well above the need, so that the pace is the poll interval's.
   const gateway = await startGatewayProcess(upstreamUrl, { UPSTREAM_RATE_LIMIT_PER_KEY: '1000' });
   const idle = usage(gateway.pid).rss;
-  const clients = forkChild('./perf-clients.ts');
-  const primed = clients.next('primed');
-  clients.process.send({
-    type: 'watch',
-    url: `${gateway.url.replace('http', 'ws')}/graphql`,
-    groups: tasks.map(({ key, ids }) => ({ key, sockets: 5, ids, perTask: 1 })),
-  });
-  await primed;
+  const clients = await startWatchers(
+    gateway.url,
+    tasks.map(({ key, ids }) => ({ key, sockets: 5, ids, perTask: 1 })),
+  );
   await sleep(2 * INTERVAL_MS);
   const measured = await cpuPerGet(gateway.pid, upstream, 10 * INTERVAL_MS);
   await clients.stop();
@@ -173,14 +178,7 @@ async function manyWatchers(upstream: Child, upstreamUrl: string) {
   // No quota at this emulator: a configured budget above the need, so that the pace is the poll interval's.
   const gateway = await startGatewayProcess(upstreamUrl, { MAX_SUBSCRIPTIONS_PER_CONNECTION: '100', UPSTREAM_RATE_LIMIT_PER_KEY: '1000' });
   const idle = usage(gateway.pid).rss;
-  const clients = forkChild('./perf-clients.ts');
-  const primed = clients.next('primed');
-  clients.process.send({
-    type: 'watch',
-    url: `${gateway.url.replace('http', 'ws')}/graphql`,
-    groups: [{ key, sockets: 1_000, ids, perTask: 100 }],
-  });
-  await primed;
+  const clients = await startWatchers(gateway.url, [{ key, sockets: 1_000, ids, perTask: 100 }]);
   await sleep(1_000);
   const held = usage(gateway.pid).rss;
   const finished = clients.next<{ at: number }>('finished');
