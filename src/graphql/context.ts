@@ -63,29 +63,42 @@ export function createRequestContext(
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
     return resolved;
   };
-  let taskLoader: GatewayContext['taskLoader'] | undefined;
   let budget: ((requests: number) => void) | undefined;
   const spendUpstream = (requests: number) => {
     budget ??= createUpstreamBudget();
     budget(requests);
   };
-  return {
+  const context = {
     credential,
-    // Reads go through the poller: a watched task's fresh snapshot, the terminal cache, or a shared GET.
-    get taskLoader() {
-      taskLoader ??= createTaskLoader(async (id) => {
-        spendUpstream(1);
-        return poller.read(credential(), id);
-      });
-      return taskLoader;
-    },
     tasksClient,
     poller,
-    watchTask: (taskId) => poller.subscribe(credential(), taskId),
+    watchTask: (taskId: string) => poller.subscribe(credential(), taskId),
     webhooks,
     recentTasks,
     now,
     spendUpstream,
     stopping,
-  };
+  } as Omit<GatewayContext, 'taskLoader'>;
+  return Object.defineProperty(context, 'taskLoader', taskLoaderAccessor) as GatewayContext;
 }
+
+/**
+ * `taskLoader`, made on first use, through one accessor shared by every context: a getter written in
+ * the literal is a new function per context and puts each context in dictionary mode (~830 B).
+ */
+const loaders = new WeakMap<object, GatewayContext['taskLoader']>();
+const taskLoaderAccessor: PropertyDescriptor = {
+  enumerable: true,
+  configurable: true,
+  get(this: GatewayContext) {
+    let loader = loaders.get(this);
+    if (!loader) {
+      loader = createTaskLoader(async (id) => {
+        this.spendUpstream(1);
+        return this.poller.read(this.credential(), id);
+      });
+      loaders.set(this, loader);
+    }
+    return loader;
+  },
+};

@@ -183,7 +183,11 @@ function mapEvents<T, R>(source: AsyncIterator<T>, map: (value: T) => PromiseOrV
       await source.return?.();
       throw error;
     },
-    [Symbol.asyncIterator]: () => iterator,
+    [Symbol.asyncIterator]: returnThis,
   };
   return iterator;
+}
+
+function returnThis<T>(this: T): T {
+  return this;
 }

@@ -97,9 +97,16 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
   let outstanding = 0;
   const counted = <T>(request: Promise<T>): Promise<T> => {
     outstanding += 1;
-    return request.finally(() => {
-      outstanding -= 1;
-    });
+    return request.then(
+      (value) => {
+        outstanding -= 1;
+        return value;
+      },
+      (error: unknown) => {
+        outstanding -= 1;
+        throw error;
+      },
+    );
   };
   // The client's own scheduler bounds what is in flight, per key and in all, and orders it by the hints.
   const fetch = (credential: Credential, taskId: string, requestOptions: RequestOptions) =>

@@ -27,61 +27,78 @@ export function createTaskSink(
   onDeliver?: (waitedMs: number) => void,
   now: () => number = Date.now,
 ): TaskSink {
-  let pending: TaskEvent | undefined;
-  let pushedAt = 0;
-  let waiter: ((result: IteratorResult<TaskEvent>) => void) | undefined;
-  let finalQueued = false;
-  let closed = false;
+  return new Sink(onClose, onDeliver, now);
+}
 
-  const done = (): IteratorResult<TaskEvent> => ({ value: undefined, done: true });
-  const close = (): IteratorResult<TaskEvent> => {
-    if (!closed) {
-      closed = true;
-      pending = undefined;
-      if (!finalQueued) onClose(sink);
-      waiter?.(done());
-      waiter = undefined;
+const done = (): IteratorResult<TaskEvent> => ({ value: undefined, done: true });
+
+/** A class, not a literal with closures: its methods and the `closed` getter are shared (a getter in a literal means dictionary mode). */
+class Sink implements TaskSink {
+  private pending: TaskEvent | undefined = undefined;
+  private pushedAt = 0;
+  private waiter: ((result: IteratorResult<TaskEvent>) => void) | undefined = undefined;
+  private finalQueued = false;
+  private isClosed = false;
+  constructor(
+    private readonly onClose: (sink: TaskSink) => void,
+    private readonly onDeliver: ((waitedMs: number) => void) | undefined,
+    private readonly now: () => number,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed || this.finalQueued;
+  }
+
+  private close(): IteratorResult<TaskEvent> {
+    if (!this.isClosed) {
+      this.isClosed = true;
+      this.pending = undefined;
+      if (!this.finalQueued) this.onClose(this);
+      this.waiter?.(done());
+      this.waiter = undefined;
     }
     return done();
-  };
+  }
 
-  const sink: TaskSink = {
-    get closed() {
-      return closed || finalQueued;
-    },
-    push(event, final = false) {
-      if (closed || finalQueued) return;
-      finalQueued = final;
-      if (waiter) {
-        const resolve = waiter;
-        waiter = undefined;
-        onDeliver?.(0);
-        resolve({ value: event, done: false });
-      } else {
-        pending = event;
-        if (onDeliver) pushedAt = now();
-      }
-    },
-    next() {
-      if (pending !== undefined) {
-        const value = pending;
-        pending = undefined;
-        onDeliver?.(now() - pushedAt);
-        return Promise.resolve({ value, done: false });
-      }
-      if (closed || finalQueued) {
-        closed = true;
-        return Promise.resolve(done());
-      }
-      return new Promise((resolve) => {
-        waiter = resolve;
-      });
-    },
-    return: () => Promise.resolve(close()),
-    throw: () => Promise.resolve(close()),
-    [Symbol.asyncIterator]() {
-      return sink;
-    },
-  };
-  return sink;
+  push(event: TaskEvent, final = false): void {
+    if (this.isClosed || this.finalQueued) return;
+    this.finalQueued = final;
+    if (this.waiter) {
+      const resolve = this.waiter;
+      this.waiter = undefined;
+      this.onDeliver?.(0);
+      resolve({ value: event, done: false });
+    } else {
+      this.pending = event;
+      if (this.onDeliver) this.pushedAt = this.now();
+    }
+  }
+
+  next(): Promise<IteratorResult<TaskEvent>> {
+    if (this.pending !== undefined) {
+      const value = this.pending;
+      this.pending = undefined;
+      this.onDeliver?.(this.now() - this.pushedAt);
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.isClosed || this.finalQueued) {
+      this.isClosed = true;
+      return Promise.resolve(done());
+    }
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  return(): Promise<IteratorResult<TaskEvent>> {
+    return Promise.resolve(this.close());
+  }
+
+  throw(): Promise<IteratorResult<TaskEvent>> {
+    return Promise.resolve(this.close());
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }

@@ -24,6 +24,8 @@ interface Entry {
   timer: unknown;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** Sent or refused: out of the queue for good (until a 429 sends it back). */
+  settled: boolean;
 }
 
 interface KeyState {
@@ -107,6 +109,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   }
 
   function settle(entry: Entry): void {
+    entry.settled = true;
     scheduler.clearTimeout(entry.timer);
     entry.timer = null;
     if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort);
@@ -142,39 +145,57 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
 
   const boundOf = (state: KeyState) => (standing.accepted(state.hash) ? maxInFlightPerKey : 1);
 
-  async function pump(state: KeyState): Promise<void> {
+  /**
+   * Sends what the key's bounds and budget allow now. Synchronous while the budget answers at once
+   * with a slot that has come (a local budget, most of the time): a poll then costs no promise here.
+   */
+  function pump(state: KeyState): void {
     if (state.pumping || disposed) return;
-    state.pumping = true;
-    try {
-      while (!disposed && queued(state) > 0) {
-        if (standing.refused(state.hash)) {
-          failQueued(state, failFastError);
-          break;
-        }
-        if (state.inFlight >= boundOf(state)) break;
-        if (inFlight >= maxInFlight) {
-          blocked.add(state);
-          break;
-        }
-        const lessons = state.lessons;
-        let slot: number;
-        try {
-          slot = await budget.reserve(state.hash);
-        } catch {
-          slot = now();
-        }
-        const waitMs = slot - now();
-        if (waitMs > 0) await sleep(state, waitMs);
-        // A 429 arrived meanwhile: the slot predates the pause it set; take a new one.
-        if (state.lessons !== lessons) continue;
-        const entry = state.waiting.take();
-        if (!entry) break;
-        dispatch(state, entry);
+    while (queued(state) > 0) {
+      if (standing.refused(state.hash)) {
+        failQueued(state, failFastError);
+        break;
       }
+      if (state.inFlight >= boundOf(state)) break;
+      if (inFlight >= maxInFlight) {
+        blocked.add(state);
+        break;
+      }
+      const lessons = state.lessons;
+      let slot: number | Promise<number>;
+      try {
+        slot = budget.reserve(state.hash);
+      } catch {
+        slot = now();
+      }
+      if (typeof slot !== 'number' || slot > now()) {
+        state.pumping = true;
+        void waitForSlot(state, slot, lessons);
+        return;
+      }
+      dispatch(state, state.waiting.take()!);
+    }
+    forgetIfIdle(state);
+  }
+
+  /** Waits for a slot Redis has yet to give, or one still to come, then sends the next request and pumps on. */
+  async function waitForSlot(state: KeyState, reserved: Promise<number> | number, lessons: number): Promise<void> {
+    try {
+      let slot: number;
+      try {
+        slot = await reserved;
+      } catch {
+        slot = now();
+      }
+      const waitMs = slot - now();
+      if (waitMs > 0) await sleep(state, waitMs);
+      // A 429 arrived meanwhile: the slot predates the pause it set; the next round takes a new one.
+      const entry = disposed || state.lessons !== lessons ? undefined : state.waiting.take();
+      if (entry) dispatch(state, entry);
     } finally {
       state.pumping = false;
-      forgetIfIdle(state);
     }
+    pump(state);
   }
 
   function sleep(state: KeyState, ms: number): Promise<void> {
@@ -195,59 +216,67 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     const at = now();
     onSent?.(entry.priority, at - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? at - entry.lastReadAt : null);
     entry.attempts += 1;
-    void entry
-      .send(entry.signal ?? shutdown.signal)
-      .then(
-        (value) => {
-          standing.accept(state.hash);
-          if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
-            state.lastFasterAt = now();
-            void budget.learn(state.hash, { kind: 'faster' });
-          }
-          entry.resolve(value);
-        },
-        async (error: unknown) => {
+    entry.send(entry.signal ?? shutdown.signal).then(
+      (value) => {
+        standing.accept(state.hash);
+        if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
+          state.lastFasterAt = now();
+          void budget.learn(state.hash, { kind: 'faster' });
+        }
+        entry.resolve(value);
+        sent(state);
+      },
+      (error: unknown) => {
+        if (!(error instanceof RateLimitedError && error.fromUpstream)) {
           if (error instanceof UnauthenticatedError) {
             standing.reject(state.hash);
             entry.reject(error);
             failQueued(state, failFastError);
-            return;
-          }
-          if (!(error instanceof RateLimitedError && error.fromUpstream)) return entry.reject(error);
-          state.lessons += 1;
-          const resumeAt = error.retryAfterMs === null ? null : now() + error.retryAfterMs;
-          try {
-            await budget.learn(
-              state.hash,
-              error.quota
-                ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
-                : { kind: 'slower', resumeAt },
-            );
-          } catch {
-            // The budget keeps its own fallback; the pause is best effort.
-          }
-          // Polls and first reads wait; a caller waiting for an answer gets the 429 unless it can go again soon.
-          const soonMs = Math.min(URGENT_RETRY_WITHIN_MS, entry.queuedAt + maxQueueWaitMs - now());
-          const patient = entry.priority !== 'urgent' || budget.peek(state.hash).nextSlotAt - now() <= soonMs;
-          if (entry.attempts >= maxAttempts || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
-          onThrottled?.('upstream_429');
-          // The request was not served: it waits its turn again, at the front of its lane.
-          state.waiting.add(entry, true);
-          watch(state, entry);
-          armQueueTimer(state, entry);
-        },
-      )
-      .finally(() => {
-        state.inFlight -= 1;
-        inFlight -= 1;
-        void pump(state);
-        for (const waiting of blocked) {
-          if (inFlight >= maxInFlight) break;
-          blocked.delete(waiting);
-          void pump(waiting);
+          } else entry.reject(error);
+          return sent(state);
         }
-        forgetIfIdle(state);
-      });
+        void throttledByUpstream(state, entry, error).finally(() => sent(state));
+      },
+    );
+  }
+
+  /** A request of the key ended: its place in flight goes to the next, of this key or of one waiting for room. */
+  function sent(state: KeyState): void {
+    state.inFlight -= 1;
+    inFlight -= 1;
+    pump(state);
+    for (const waiting of blocked) {
+      if (inFlight >= maxInFlight) break;
+      blocked.delete(waiting);
+      pump(waiting);
+    }
+    forgetIfIdle(state);
+  }
+
+  /** The upstream answered 429: the budget learns, and the request waits its turn again unless its caller cannot wait. */
+  async function throttledByUpstream(state: KeyState, entry: Entry, error: RateLimitedError): Promise<void> {
+    state.lessons += 1;
+    const resumeAt = error.retryAfterMs === null ? null : now() + error.retryAfterMs;
+    try {
+      await budget.learn(
+        state.hash,
+        error.quota
+          ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
+          : { kind: 'slower', resumeAt },
+      );
+    } catch {
+      // The budget keeps its own fallback; the pause is best effort.
+    }
+    // Polls and first reads wait; a caller waiting for an answer gets the 429 unless it can go again soon.
+    const soonMs = Math.min(URGENT_RETRY_WITHIN_MS, entry.queuedAt + maxQueueWaitMs - now());
+    const patient = entry.priority !== 'urgent' || budget.peek(state.hash).nextSlotAt - now() <= soonMs;
+    if (entry.attempts >= maxAttempts || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
+    onThrottled?.('upstream_429');
+    // The request was not served: it waits its turn again, at the front of its lane.
+    entry.settled = false;
+    state.waiting.add(entry, true);
+    watch(state, entry);
+    armQueueTimer(state, entry);
   }
 
   /** A waiting request whose signal aborts leaves the queue at once, rejected with the signal's reason. */
@@ -313,12 +342,15 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           timer: null,
           signal,
           onAbort: undefined,
+          settled: false,
         };
         state.waiting.add(entry);
+        pump(state);
+        // Sent at once, or refused: nothing more. Else it waits: its caller's signal and its deadline now count.
+        if (entry.attempts > 0 || entry.settled) return;
         watch(state, entry);
         armQueueTimer(state, entry);
         onQueued?.(() => state.waiting.promote(entry));
-        void pump(state);
       });
     },
 

@@ -9,8 +9,13 @@ import type { TasksClient } from './tasks-client.ts';
  */
 export function createScheduledClient(client: TasksClient, scheduler: RequestScheduler): TasksClient {
   return {
-    async getTask(id, credential, options = {}) {
-      validateTaskId(id);
+    // Not async: a poll is a read, and each async step costs a promise on that path.
+    getTask(id, credential, options = {}) {
+      try {
+        validateTaskId(id);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return scheduler.run(credential.hash, (signal) => client.getTask(id, credential, { signal }), options);
     },
     async submitTask(request, credential, options = {}) {

@@ -15,7 +15,7 @@ import {
 import type { ScheduleHints } from './request-scheduler.ts';
 import { validateTaskId } from './task-id.ts';
 import { type CancelOutcome, isRecord, normaliseCancel, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
-import { isUndiciTimeout, parseJson, quotaOf, type RawResponse, readText, retryAfterMs, safeMessage } from './upstream-answers.ts';
+import { BoundedAnswer, quotaOf, type RawResponse, retryAfterMs, safeMessage } from './upstream-answers.ts';
 
 export type { CancelOutcome } from './task-snapshot.ts';
 
@@ -95,53 +95,55 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
 
   const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
 
-  async function send(
+  /**
+   * Requests in flight, each with its deadline, checked by one timer rather than one timer per
+   * request (a poll is a request): a request ends within a tenth of its deadline past it.
+   */
+  const running = new Set<BoundedAnswer>();
+  let sweeper: NodeJS.Timeout | null = null;
+  const sweepEveryMs = Math.min(1_000, Math.max(10, Math.round(timeoutMs / 10)));
+  function sweep(): void {
+    const at = performance.now();
+    for (const answer of running) {
+      if (at >= answer.deadlineAt) answer.abort(new UpstreamTimeoutError(`The upstream did not answer within ${answer.deadlineMs} ms.`));
+    }
+    if (running.size === 0 && sweeper) {
+      clearInterval(sweeper);
+      sweeper = null;
+    }
+  }
+
+  /** One exchange with the upstream; rejects with the caller's reason, or an `UpstreamError`. */
+  function send(
     method: 'GET' | 'POST',
     path: string,
     credential: Credential,
-    { signal, body, headers = {}, extraMs = 0 }: RequestOptions & { body?: unknown; headers?: Record<string, string>; extraMs?: number },
+    signal: AbortSignal | undefined,
+    body?: unknown,
+    headers?: Record<string, string>,
+    extraMs = 0,
   ): Promise<RawResponse> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const deadlineMs = timeoutMs + extraMs;
-    if (signal?.aborted) throw signal.reason;
-    // One controller, one timer and one listener per request: AbortSignal.timeout() and AbortSignal.any()
-    // cost several times more on this hot path (a poll is a request).
-    const controller = new AbortController();
-    let timedOut = false;
-    const deadline = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, deadlineMs);
-    const onAbort = () => controller.abort(signal!.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const response = await dispatcher.request({
+    const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, running, signal);
+    sweeper ??= setInterval(sweep, sweepEveryMs).unref();
+    const authorization = `Bearer ${credential.apiKey}`;
+    dispatcher.dispatch(
+      {
         origin,
         path,
         method,
-        signal: controller.signal,
         headersTimeout: deadlineMs,
         bodyTimeout: deadlineMs,
-        headers: {
-          authorization: `Bearer ${credential.apiKey}`,
-          accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...headers,
-        },
+        headers:
+          body === undefined
+            ? { authorization, accept: 'application/json' }
+            : { authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await readText(response.body, maxBodyBytes, response.headers['content-length']);
-      return { status: response.statusCode, headers: response.headers, body: parseJson(text) };
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason;
-      if (error instanceof UpstreamError) throw error;
-      if (timedOut || isUndiciTimeout(error)) {
-        throw new UpstreamTimeoutError(`The upstream did not answer within ${deadlineMs} ms.`);
-      }
-      throw new UpstreamUnavailableError('The upstream could not be reached.');
-    } finally {
-      clearTimeout(deadline);
-      signal?.removeEventListener('abort', onAbort);
-    }
+      },
+      answer,
+    );
+    return answer.promise;
   }
 
   /** Turns a non-2xx answer into its typed error. */
@@ -174,25 +176,41 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     return normaliseTask(response.body, (scheme) => onDroppedUrl?.(isRecord(response.body) ? String(response.body.task_id) : '', scheme));
   }
 
-  /** Runs one call and reports its outcome; invalid ids never count as requests. */
-  async function observed<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
-    if (!onRequest) return call();
-    const started = performance.now();
-    try {
-      const result = await call();
-      onRequest(endpoint, 'ok', (performance.now() - started) / 1000);
-      return result;
-    } catch (error) {
-      const outcome = error instanceof UpstreamError ? error.code : 'ABORTED';
-      onRequest(endpoint, outcome, (performance.now() - started) / 1000);
-      throw error;
-    }
+  /**
+   * Reads an exchange's answer with `read` and reports the call's outcome and duration (from
+   * `started`) to `onRequest`: one step per call, since a poll is a call.
+   */
+  function finish<T>(endpoint: string, started: number, exchange: Promise<RawResponse>, read: (response: RawResponse) => T): Promise<T> {
+    const report = (outcome: string) => onRequest?.(endpoint, outcome, (performance.now() - started) / 1000);
+    return exchange.then(
+      (response) => {
+        let result: T;
+        try {
+          result = read(response);
+        } catch (error) {
+          report(error instanceof UpstreamError ? error.code : 'ABORTED');
+          throw error;
+        }
+        report('ok');
+        return result;
+      },
+      (error: unknown) => {
+        report(error instanceof UpstreamError ? error.code : 'ABORTED');
+        throw error;
+      },
+    );
   }
 
   return {
-    async getTask(id, credential, requestOptions = {}) {
-      const path = taskPath(id);
-      return observed('get', async () => taskFrom(await send('GET', path, credential, requestOptions), credential, id));
+    getTask(id, credential, { signal } = {}) {
+      let path: string;
+      try {
+        path = taskPath(id);
+      } catch (error) {
+        // Invalid ids never count as requests.
+        return Promise.reject(error);
+      }
+      return finish('get', performance.now(), send('GET', path, credential, signal), (response) => taskFrom(response, credential, id));
     },
 
     async probe() {
@@ -212,38 +230,28 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
       }
     },
 
-    submitTask(request, credential, requestOptions = {}) {
-      return observed('submit', () => submit(request, credential, requestOptions));
+    async submitTask(request, credential, { signal } = {}) {
+      const { model, action, prompt, params = {}, callbackUrl, idempotencyKey, waitSeconds = 0 } = request;
+      const headers: Record<string, string> = {};
+      if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+      if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
+      const body = { ...params, model, action, prompt, callback_url: callbackUrl };
+      const exchange = send('POST', `${basePath}/tasks`, credential, signal, body, headers, waitSeconds * 1000);
+      return finish('submit', performance.now(), exchange, (response) => taskFrom(response, credential));
     },
 
-    async cancelTask(id, credential, requestOptions = {}) {
+    async cancelTask(id, credential, { signal } = {}) {
       const path = `${taskPath(id)}/cancel`;
-      return observed('cancel', () => cancel(id, path, credential, requestOptions));
+      return finish('cancel', performance.now(), send('POST', path, credential, signal), (response) => {
+        if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
+        return normaliseCancel(response.body, id);
+      });
     },
 
     async close() {
+      if (sweeper) clearInterval(sweeper);
+      sweeper = null;
       if (!injected) await dispatcher.destroy();
     },
   };
-
-  async function submit(request: SubmitTaskRequest, credential: Credential, requestOptions: RequestOptions): Promise<TaskSnapshot> {
-    const { model, action, prompt, params = {}, callbackUrl, idempotencyKey, waitSeconds = 0 } = request;
-    const headers: Record<string, string> = {};
-    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-    if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
-    const body = { ...params, model, action, prompt, callback_url: callbackUrl };
-    const response = await send('POST', `${basePath}/tasks`, credential, {
-      ...requestOptions,
-      body,
-      headers,
-      extraMs: waitSeconds * 1000,
-    });
-    return taskFrom(response, credential);
-  }
-
-  async function cancel(id: string, path: string, credential: Credential, requestOptions: RequestOptions): Promise<CancelOutcome> {
-    const response = await send('POST', path, credential, requestOptions);
-    if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
-    return normaliseCancel(response.body, id);
-  }
 }

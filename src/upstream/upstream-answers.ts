@@ -1,7 +1,6 @@
 import type { Dispatcher } from 'undici';
-import { readBounded } from '../lib/read-body.ts';
 import type { Credential } from './credential.ts';
-import { UpstreamInvalidError, type UpstreamQuota } from './errors.ts';
+import { UpstreamError, UpstreamInvalidError, type UpstreamQuota, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.ts';
 import { isRecord } from './task-snapshot.ts';
 
 /**
@@ -19,21 +18,99 @@ export interface RawResponse {
   body: unknown;
 }
 
-export async function readText(
-  body: Dispatcher.ResponseData['body'],
-  maxBytes: number,
-  contentLength: string | string[] | undefined,
-): Promise<string> {
-  // The common case, a declared length within the bound: undici reads it whole (undici enforces the declared
-  // length itself). Otherwise the body is read chunk by chunk and stopped at the bound.
-  if (typeof contentLength === 'string' && /^\d+$/.test(contentLength) && Number(contentLength) <= maxBytes) return body.text();
-  const { bytes, overflow } = await readBounded(body, maxBytes);
-  if (overflow) {
-    // Stop the rest of an oversized answer: the connection is not reused.
-    body.destroy();
-    throw new UpstreamInvalidError(`The upstream answer exceeded ${maxBytes} bytes.`);
+/**
+ * One request's answer as undici hands it over through its dispatch API: the
+ * status, the headers, and the body collected as it arrives, never more than
+ * `maxBytes` of it. No response stream and no abort controller of its own: a
+ * poll is a request, and those would cost more than the rest of the poll. It is
+ * the abort listener of the caller's signal (`handleEvent`); `abort` ends it
+ * with a reason at any point, before undici started it included. While it runs
+ * it sits in `running`, where the client's deadline sweep finds it.
+ */
+export class BoundedAnswer implements Dispatcher.DispatchHandler {
+  /** Settles with the answer, or with the caller's reason, or an `UpstreamError`. */
+  readonly promise: Promise<RawResponse>;
+  /** When the whole exchange must have ended (`performance.now()`, ms). */
+  readonly deadlineAt: number;
+  private resolve!: (response: RawResponse) => void;
+  private reject!: (error: unknown) => void;
+  private status = 0;
+  private headers: RawResponse['headers'] = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private controller: Dispatcher.DispatchController | null = null;
+  private reason: unknown = null;
+
+  constructor(
+    private readonly maxBytes: number,
+    /** The exchange's deadline: connect, headers and body (ms). */
+    readonly deadlineMs: number,
+    private readonly running: Set<BoundedAnswer>,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.promise = new Promise<RawResponse>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.deadlineAt = performance.now() + deadlineMs;
+    running.add(this);
+    signal?.addEventListener('abort', this);
   }
-  return bytes.toString('utf8');
+
+  /** Ends the exchange with `reason`: the caller hears it now; undici stops the request now, or as it starts it. */
+  abort(reason: unknown): void {
+    if (this.reason !== null) return;
+    this.reason = reason;
+    if (this.controller) this.controller.abort(reason as Error);
+    else this.fail(reason);
+  }
+
+  /** The caller's signal fired. */
+  handleEvent(): void {
+    this.abort(this.signal!.reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.reason !== null) controller.abort(this.reason as Error);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: RawResponse['headers']): void {
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.size += chunk.length;
+    // Stop an oversized answer where it passes the bound: the connection is not reused.
+    if (this.size > this.maxBytes) this.abort(new UpstreamInvalidError(`The upstream answer exceeded ${this.maxBytes} bytes.`));
+    else this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.settle();
+    const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    // A UTF-8 byte order mark is not part of the JSON.
+    const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+    this.resolve({ status: this.status, headers: this.headers, body: parseJson(bytes.toString('utf8', start)) });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.fail(this.reason ?? error);
+  }
+
+  private fail(error: unknown): void {
+    this.settle();
+    if (this.signal?.aborted) this.reject(this.signal.reason);
+    else if (error instanceof UpstreamError) this.reject(error);
+    else if (isUndiciTimeout(error)) this.reject(new UpstreamTimeoutError(`The upstream did not answer within ${this.deadlineMs} ms.`));
+    else this.reject(new UpstreamUnavailableError('The upstream could not be reached.'));
+  }
+
+  private settle(): void {
+    this.running.delete(this);
+    this.signal?.removeEventListener('abort', this);
+  }
 }
 
 /** JSON, or `undefined` for an empty or non-JSON body (an HTML error page, say). */

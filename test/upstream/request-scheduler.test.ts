@@ -82,6 +82,8 @@ describe('the per-key request scheduler', () => {
     const done: Array<Promise<unknown>> = [];
     const poll = (id: string, lastReadAt: number, onQueued?: (promote: () => void) => void) =>
       done.push(client.getTask(id, alice, { priority: 'poll', lastReadAt, onQueued }));
+    // The first request of an idle key goes at once and takes this second's slot; the rest wait, in order.
+    poll('task-0', 5_000);
     poll('task-a', 3_000);
     poll('task-b', 1_000);
     poll('task-c', 2_000);
@@ -93,9 +95,10 @@ describe('the per-key request scheduler', () => {
     done.push(client.submitTask({ model: 'm' }, alice));
     // A new watcher now waits for task-d: its poll moves ahead of the other polls.
     promote();
-    await drive(6_000, 100);
+    await drive(7_000, 100);
     await Promise.all(done);
     expect(received.map((request) => request.what)).toEqual([
+      'GET task-0',
       'POST submit',
       'GET task-first',
       'GET task-d',
@@ -104,7 +107,7 @@ describe('the per-key request scheduler', () => {
       'GET task-a',
     ]);
     // One a second: the budget paced them.
-    expect(received.map((request) => request.at - received[0]!.at)).toEqual([0, 1_000, 2_000, 3_000, 4_000, 5_000]);
+    expect(received.map((request) => request.at - received[0]!.at)).toEqual([0, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000]);
   });
 
   it('costs one upstream request for a burst of reads with a key the upstream rejects, then fails fast for 30 s', async () => {
