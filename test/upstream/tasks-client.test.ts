@@ -149,6 +149,49 @@ describe('tasks client', () => {
     await expect(client.getTask('task-1', key)).rejects.toBeInstanceOf(UpstreamInvalidError);
   });
 
+  it('refuses a chunked answer (no declared length) where it passes the body limit', async () => {
+    let closed = false;
+    await against((_request, response) => {
+      response.on('close', () => {
+        closed = true;
+      });
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write(`{"task_id":"task-1","padding":"`);
+      // 2 MiB in 64 KiB chunks, against the default bound of 1 MiB.
+      for (let i = 0; i < 32; i++) response.write('x'.repeat(64 * 1024));
+      response.end('"}');
+    });
+    const error = (await client.getTask('task-1', key).catch((caught) => caught)) as Error;
+    expect(error).toBeInstanceOf(UpstreamInvalidError);
+    expect(error.message).toContain('exceeded');
+    // The connection of an oversized answer is not read to its end: it is closed.
+    await eventually(() => expect(closed).toBe(true));
+  });
+
+  it('reads a task whose answer starts with a UTF-8 byte order mark', async () => {
+    await against((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(task))]));
+    });
+    expect((await client.getTask('task-1', key)).id).toBe('task-1');
+  });
+
+  it('gives up on an answer whose body trickles in past the deadline', async () => {
+    let hungUp = false;
+    await against((_request, response) => {
+      response.on('close', () => {
+        hungUp = !response.writableFinished;
+      });
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write('{"task_id":"task-1",');
+      // A byte every 100 ms: each gap within the deadline, the whole answer never.
+      const timer = setInterval(() => response.write(' '), 100);
+      response.on('close', () => clearInterval(timer));
+    }, 400);
+    await expect(settlesWithin(client.getTask('task-1', key), 5_000)).rejects.toBeInstanceOf(UpstreamTimeoutError);
+    await eventually(() => expect(hungUp).toBe(true));
+  });
+
   it('never puts the key into an error message, even when the upstream echoes it', async () => {
     await against((_request, response) => json(response, 400, { error: { message: 'key sk-client-test is not allowed here', code: 'x' } }));
     const error = (await client.getTask('task-1', key).catch((caught) => caught)) as Error;
