@@ -5,13 +5,18 @@
  */
 import { Agent } from 'undici';
 
-type Command = { type: 'start'; url: string; key: string; ids: string[]; intervalMs: number } | { type: 'stop' };
+type Command = { type: 'start'; url: string; key: string; ids: string[]; intervalMs: number } | { type: 'count' } | { type: 'stop' };
 
+process.on('SIGTERM', () => process.exit(0));
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
 const timers: NodeJS.Timeout[] = [];
 let parsed = 0;
 
 process.on('message', (command: Command) => {
+  if (command.type === 'count') {
+    process.send!({ type: 'count', parsed });
+    return;
+  }
   if (command.type === 'stop') {
     for (const timer of timers) clearTimeout(timer);
     void agent.close().then(() => process.exit(0));

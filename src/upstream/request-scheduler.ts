@@ -9,6 +9,9 @@ export type { RequestPriority } from './request-lanes.ts';
 
 export type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
 
+/** Keys whose state is kept while idle; past this many known keys, an idle key is forgotten. */
+const IDLE_KEYS_KEPT = 1_000;
+
 /** A query, submit or cancel answered 429 is sent again only if its key's budget can send it within this, in ms. */
 const URGENT_RETRY_WITHIN_MS = 1_000;
 
@@ -104,7 +107,13 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     return state;
   }
 
+  /**
+   * Forgets a key with nothing waiting or in flight, once more than `IDLE_KEYS_KEPT` keys are known:
+   * a busy key goes idle between most of its requests, and building its state again each time would
+   * cost more than keeping it.
+   */
   function forgetIfIdle(state: KeyState): void {
+    if (keys.size <= IDLE_KEYS_KEPT) return;
     if (queued(state) === 0 && state.inFlight === 0 && !state.pumping && keys.get(state.hash) === state) keys.delete(state.hash);
   }
 
