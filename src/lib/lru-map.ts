@@ -14,6 +14,8 @@ export interface LruMapOptions<V> {
  */
 export interface LruMap<K, V> {
   get(key: K): V | undefined;
+  /** Reads an entry without making it the most recent (a hot path's read: no reordering per call). */
+  peek(key: K): V | undefined;
   set(key: K, value: V): void;
   delete(key: K): void;
   readonly size: number;
@@ -42,6 +44,7 @@ export function createLruMap<K, V>(options: LruMapOptions<V>): LruMap<K, V> {
       entries.set(key, entry);
       return entry.value;
     },
+    peek: (key) => entries.get(key)?.value,
     set(key, value) {
       remove(key);
       const size = sizeOf(value);

@@ -21,6 +21,11 @@ export type BudgetLesson =
 export interface KeyBudget {
   /** Reserves the key's next send slot: the instant (ms, by the budget's clock) at which one request may go. */
   reserve(keyHash: string): number | Promise<number>;
+  /**
+   * Takes the key's slot only if one is free now, at once: true when taken. A budget that cannot
+   * answer at once (Redis) has none; its requests go through `reserve`.
+   */
+  reserveNow?(keyHash: string): boolean;
   /** Applies what an answer taught. */
   learn(keyHash: string, lesson: BudgetLesson): void | Promise<void>;
   /** What this process knows of the key: its pace (requests/s) and its next free slot (ms). */
@@ -137,6 +142,9 @@ export interface LocalBudgetOptions extends BudgetRules {
   now?: () => number;
 }
 
+/** How stale a key's place in the least-recently-used order may be, in ms. */
+const RECENCY_MS = 1_000;
+
 /** The budget of one process: per-replica when there is no Redis, and the fallback while Redis is away. */
 export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget & { readonly size: number } {
   const { maxKeys = 10_000, idleMs = 3_600_000, now = Date.now } = options;
@@ -146,6 +154,8 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
   function stateOf(keyHash: string): BudgetState {
     const at = now();
     let state = states.get(keyHash);
+    // Used within the last second: in its place already (a busy key is asked on every request).
+    if (state && at - state.usedAt < RECENCY_MS) return state;
     if (state && at - state.usedAt > idleMs) state = undefined;
     states.delete(keyHash);
     state ??= { ...freshState(rules), usedAt: at };
@@ -158,6 +168,13 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
 
   return {
     reserve: (keyHash) => reserveSlot(stateOf(keyHash), now()),
+    reserveNow(keyHash) {
+      const state = stateOf(keyHash);
+      const at = now();
+      if (state.tat - state.burstMs > at) return false;
+      reserveSlot(state, at);
+      return true;
+    },
     learn(keyHash, lesson) {
       applyLesson(stateOf(keyHash), lesson, now(), rules);
     },

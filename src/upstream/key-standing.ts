@@ -21,21 +21,28 @@ export interface KeyStanding {
   reject(keyHash: string): void;
 }
 
+/**
+ * Asked on every request of a key: an accepted key is read and accepted again without reordering
+ * its map, whose recency then is when it was first accepted (reordering a Map on every request
+ * allocated more than the request's own scheduling).
+ */
 export function createKeyStanding(options: KeyStandingOptions): KeyStanding {
   const { failFastMs, maxKeys, now } = options;
   const accepted = createLruMap<string, true>({ maxEntries: maxKeys });
   /** Until when (ms) each rejected key is refused. */
   const rejected = createLruMap<string, number>({ maxEntries: maxKeys });
   return {
-    accepted: (keyHash) => accepted.get(keyHash) === true,
+    accepted: (keyHash) => accepted.peek(keyHash) === true,
     refused(keyHash) {
-      const until = rejected.get(keyHash);
+      const until = rejected.peek(keyHash);
       if (until === undefined) return false;
       if (until > now()) return true;
       rejected.delete(keyHash);
       return false;
     },
-    accept: (keyHash) => accepted.set(keyHash, true),
+    accept(keyHash) {
+      if (accepted.peek(keyHash) !== true) accepted.set(keyHash, true);
+    },
     reject(keyHash) {
       rejected.set(keyHash, now() + failFastMs);
       accepted.delete(keyHash);

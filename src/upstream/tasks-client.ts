@@ -9,7 +9,6 @@ import {
   UnauthenticatedError,
   UpstreamError,
   UpstreamInvalidError,
-  UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from './errors.ts';
 import type { ScheduleHints } from './request-scheduler.ts';
@@ -95,24 +94,6 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
 
   const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
 
-  /**
-   * Requests in flight, each with its deadline, checked by one timer rather than one timer per
-   * request (a poll is a request): a request ends within a tenth of its deadline past it.
-   */
-  const running = new Set<BoundedAnswer>();
-  let sweeper: NodeJS.Timeout | null = null;
-  const sweepEveryMs = Math.min(1_000, Math.max(10, Math.round(timeoutMs / 10)));
-  function sweep(): void {
-    const at = performance.now();
-    for (const answer of running) {
-      if (at >= answer.deadlineAt) answer.abort(new UpstreamTimeoutError(`The upstream did not answer within ${answer.deadlineMs} ms.`));
-    }
-    if (running.size === 0 && sweeper) {
-      clearInterval(sweeper);
-      sweeper = null;
-    }
-  }
-
   /** One exchange with the upstream; rejects with the caller's reason, or an `UpstreamError`. */
   function send(
     method: 'GET' | 'POST',
@@ -125,8 +106,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   ): Promise<RawResponse> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const deadlineMs = timeoutMs + extraMs;
-    const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, running, signal);
-    sweeper ??= setInterval(sweep, sweepEveryMs).unref();
+    const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, signal);
     const authorization = `Bearer ${credential.apiKey}`;
     dispatcher.dispatch(
       {
@@ -249,8 +229,6 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     },
 
     async close() {
-      if (sweeper) clearInterval(sweeper);
-      sweeper = null;
       if (!injected) await dispatcher.destroy();
     },
   };

@@ -24,14 +24,13 @@ export interface RawResponse {
  * `maxBytes` of it. No response stream and no abort controller of its own: a
  * poll is a request, and those would cost more than the rest of the poll. It is
  * the abort listener of the caller's signal (`handleEvent`); `abort` ends it
- * with a reason at any point, before undici started it included. While it runs
- * it sits in `running`, where the client's deadline sweep finds it.
+ * with a reason at any point, before undici started it included; its deadline
+ * (connect, headers and body) ends it with `UpstreamTimeoutError`.
  */
 export class BoundedAnswer implements Dispatcher.DispatchHandler {
   /** Settles with the answer, or with the caller's reason, or an `UpstreamError`. */
   readonly promise: Promise<RawResponse>;
-  /** When the whole exchange must have ended (`performance.now()`, ms). */
-  readonly deadlineAt: number;
+  private readonly deadline: NodeJS.Timeout;
   private resolve!: (response: RawResponse) => void;
   private reject!: (error: unknown) => void;
   private status = 0;
@@ -44,17 +43,21 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
   constructor(
     private readonly maxBytes: number,
     /** The exchange's deadline: connect, headers and body (ms). */
-    readonly deadlineMs: number,
-    private readonly running: Set<BoundedAnswer>,
+    private readonly deadlineMs: number,
     private readonly signal: AbortSignal | undefined,
   ) {
     this.promise = new Promise<RawResponse>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
-    this.deadlineAt = performance.now() + deadlineMs;
-    running.add(this);
+    // The answer itself is the timer's argument: no closure per request.
+    this.deadline = setTimeout(expire, deadlineMs, this);
     signal?.addEventListener('abort', this);
+  }
+
+  /** The deadline passed. */
+  expire(): void {
+    this.abort(new UpstreamTimeoutError(`The upstream did not answer within ${this.deadlineMs} ms.`));
   }
 
   /** Ends the exchange with `reason`: the caller hears it now; undici stops the request now, or as it starts it. */
@@ -108,9 +111,13 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
   }
 
   private settle(): void {
-    this.running.delete(this);
+    clearTimeout(this.deadline);
     this.signal?.removeEventListener('abort', this);
   }
+}
+
+function expire(answer: BoundedAnswer): void {
+  answer.expire();
 }
 
 /** JSON, or `undefined` for an empty or non-JSON body (an HTML error page, say). */
