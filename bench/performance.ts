@@ -4,6 +4,11 @@
  * run (ratios, not absolute times: the machine is shared and noisy). The
  * gateway, the emulator, the watchers, the load and each baseline run in
  * processes of their own, so that each is measured alone (CPU and RSS from /proc).
+ *
+ * For a closer look at the gateway under this load: GATEWAY_NODE_ARGS (and BARE_NODE_ARGS for the
+ * bare loop) are passed to node, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' or '--trace-gc-nvp'
+ * (the gateway's stdout is then shown); BENCH_HOLD=<s> keeps the per-poll load running that long
+ * before measuring, to attach an inspector (GATEWAY_NODE_ARGS='--inspect=127.0.0.1:9230').
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -133,16 +138,6 @@ async function submitTasks(upstreamUrl: string, key: string, count: number): Pro
   return ids;
 }
 
-/** CPU per upstream GET over `windowMs`, of process `pid`, counting GETs at the emulator. */
-async function cpuPerGet(pid: number, upstream: Child, windowMs: number) {
-  const before = usage(pid);
-  const getsBefore = (await upstream.ask({ type: 'gets' }, 'gets')).gets as number;
-  await sleep(windowMs);
-  const after = usage(pid);
-  const gets = ((await upstream.ask({ type: 'gets' }, 'gets')).gets as number) - getsBefore;
-  return { microseconds: ((after.cpuMs - before.cpuMs) * 1000) / gets, perSecond: gets / (windowMs / 1000), rss: after.rss };
-}
-
 /** Watchers in their own process, subscribed as `groups` says; resolves once every one has its first state. */
 async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
   const clients = forkChild('./perf-clients.ts');
@@ -158,7 +153,7 @@ async function gatewayGets(url: string): Promise<number> {
   return Number(/task_gateway_upstream_requests_total\{endpoint="get",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
 }
 
-async function pollCost(upstream: Child, upstreamUrl: string) {
+async function pollCost(upstreamUrl: string) {
   const keys = Array.from({ length: 10 }, (_, i) => `sk-perf-${i}`);
   const tasks = await Promise.all(keys.map(async (key) => ({ key, ids: await submitTasks(upstreamUrl, key, 500) })));
   // The emulator here has no quota: a configured budget well above the need, so that the pace is the poll interval's.
@@ -328,7 +323,7 @@ export async function runPerformance(heading: () => void, only?: string): Promis
   const upstream = forkChild('./perf-upstream.ts');
   const { url } = await upstream.next<{ url: string }>('started');
   heading();
-  if (!only || only === 'polls') await pollCost(upstream, url);
+  if (!only || only === 'polls') await pollCost(url);
   if (!only || only === 'watchers') await manyWatchers(upstream, url);
   if (!only || only === 'http') await httpPath(upstream, url);
   upstream.process.send({ type: 'stop' });
