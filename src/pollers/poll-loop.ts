@@ -104,7 +104,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   // listeners from being emptied and built again on every read (a poll is a read).
   stopping.signal.addEventListener('abort', () => undefined);
   /** Moves the request ahead of the polls while it is queued in the request scheduler; null once sent. */
-  let promote: (() => void) | null = null;
+  let promote: (() => boolean) | null = null;
   /** `polling`: asking the coordinator or fetching; at most one poll at a time. */
   let phase: 'idle' | 'polling' | 'stopped' = 'idle';
   /** A webhook arrived while a poll was under way: poll again as soon as it ends. */
@@ -147,8 +147,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   function pollNow(force = false): void {
     if (phase === 'polling') {
       // A request still waiting in the key's queue will read the new state: it only needs to go sooner.
-      if (promote) promote();
-      else pollAgain = true;
+      // One already sent may have read the old state: poll again when it ends.
+      if (!promote?.()) pollAgain = true;
       return;
     }
     scheduler.clearTimeout(timer);
@@ -326,7 +326,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     },
     publish: (snapshot) => membership.publish(snapshot),
     watchers: () => sinks.size,
-    promote: () => promote?.(),
+    promote: () => void promote?.(),
     dispose() {
       for (const sink of sinks) void sink.return?.();
       stop();

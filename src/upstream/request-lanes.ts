@@ -25,8 +25,11 @@ export interface RequestLanes<T extends Laned> {
   remove(entry: T): boolean;
   /** The next to send: urgent, else first, else the stalest poll. */
   take(): T | undefined;
-  /** Moves a waiting poll to the back of the `first` lane (someone now waits for it). */
-  promote(entry: T): void;
+  /**
+   * Moves a waiting poll to the back of the `first` lane (someone now waits for it). False when the
+   * request no longer waits (it was sent): whoever wanted it sooner must ask again.
+   */
+  promote(entry: T): boolean;
   /** Empties every lane, returning what waited. */
   drain(): T[];
 }
@@ -66,9 +69,11 @@ export function createRequestLanes<T extends Laned>(): RequestLanes<T> {
     },
     take: () => urgent.shift() ?? first.shift() ?? polls.shift(),
     promote(entry) {
-      if (entry.priority !== 'poll' || !lanes.remove(entry)) return;
+      if (entry.priority !== 'poll') return laneOf(entry).includes(entry);
+      if (!lanes.remove(entry)) return false;
       entry.priority = 'first';
       first.push(entry);
+      return true;
     },
     drain() {
       const waiting = [...urgent, ...first, ...polls];

@@ -238,7 +238,14 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     const at = now();
     onSent?.(entry.priority, at - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? at - entry.lastReadAt : null);
     entry.attempts += 1;
-    entry.send(entry.signal ?? shutdown.signal).then(
+    let sending: Promise<unknown>;
+    try {
+      sending = entry.send(entry.signal ?? shutdown.signal);
+    } catch (error) {
+      // A send that throws instead of rejecting still ends, and frees its place.
+      sending = Promise.reject(error);
+    }
+    sending.then(
       (value) => {
         standing.accept(state.hash);
         if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
@@ -266,12 +273,14 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   function sent(state: KeyState): void {
     state.inFlight -= 1;
     inFlight -= 1;
-    pump(state);
+    // Keys that waited for room go first, in the order they began to wait: a key that keeps the
+    // total bound full cannot take every place it frees.
     for (const waiting of blocked) {
       if (inFlight >= maxInFlight) break;
       blocked.delete(waiting);
       pump(waiting);
     }
+    pump(state);
     forgetIfIdle(state);
   }
 

@@ -14,8 +14,11 @@ export interface ScheduleHints {
   priority?: RequestPriority;
   /** When the task was last read (ms, by the scheduler's clock; 0: never). Polls read longest ago go first. */
   lastReadAt?: number;
-  /** Handed, while the request waits, a function that moves it ahead of every poll (a new watcher waits for it). */
-  onQueued?: (promote: () => void) => void;
+  /**
+   * Handed, while the request waits, a function that moves it ahead of every poll (a new watcher
+   * waits for it); that function answers false once the request has been sent.
+   */
+  onQueued?: (promote: () => boolean) => void;
 }
 
 export interface RequestSchedulerOptions {

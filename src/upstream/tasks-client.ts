@@ -106,6 +106,8 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   ): Promise<RawResponse> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const deadlineMs = timeoutMs + extraMs;
+    // Before the answer exists (its timer and its listener): a body that cannot be serialised leaves nothing behind.
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, signal);
     const authorization = `Bearer ${credential.apiKey}`;
     dispatcher.dispatch(
@@ -119,7 +121,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
           body === undefined
             ? { authorization, accept: 'application/json' }
             : { authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: payload,
       },
       answer,
     );

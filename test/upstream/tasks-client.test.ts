@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createCredential } from '../../src/upstream/credential.ts';
 import {
@@ -190,6 +191,19 @@ describe('tasks client', () => {
     }, 400);
     await expect(settlesWithin(client.getTask('task-1', key), 5_000)).rejects.toBeInstanceOf(UpstreamTimeoutError);
     await eventually(() => expect(hungUp).toBe(true));
+  });
+
+  it('refuses a submit whose body cannot be serialised, leaving nothing listening to its signal', async () => {
+    let requests = 0;
+    await against((_request, response) => {
+      requests += 1;
+      json(response, 200, task);
+    });
+    const controller = new AbortController();
+    // A BigInt has no JSON form.
+    await expect(client.submitTask({ model: 'm', params: { n: 1n } }, key, { signal: controller.signal })).rejects.toThrow(TypeError);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    expect(requests).toBe(0);
   });
 
   it('never puts the key into an error message, even when the upstream echoes it', async () => {

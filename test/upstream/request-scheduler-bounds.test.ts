@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { createLocalBudget } from '../../src/upstream/key-budget.ts';
+import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
+import { createManualClock, createManualScheduler } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
+
+/** Lets every promise reaction queued by now run. */
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+};
+
+/** A scheduler whose requests are sends that finish only when the test says; `sent` lists them in order. */
+function scheduling(bounds: { maxInFlightPerKey: number; maxInFlight: number }) {
+  const clock = createManualClock();
+  const requests = createRequestScheduler({
+    ...bounds,
+    budget: createLocalBudget({ now: clock.now, initialRatePerSec: 1_000, maxRatePerSec: 1_000 }),
+    now: clock.now,
+    scheduler: createManualScheduler(clock),
+  });
+  track(async () => requests.dispose());
+  const sent: string[] = [];
+  const running: Array<() => void> = [];
+  const run = (keyHash: string, label: string) =>
+    requests.run(
+      keyHash,
+      () =>
+        new Promise((resolve) => {
+          sent.push(label);
+          running.push(() => resolve(label));
+        }),
+      { priority: 'poll' },
+    );
+  /** Ends the oldest request in flight. */
+  const finishOldest = async () => {
+    running.shift()!();
+    await flush();
+  };
+  return { requests, run, sent, finishOldest };
+}
+
+describe('the request scheduler under its bounds', () => {
+  it('gives a place freed under the total bound to a key that waited for room, not back to the key that held it', async () => {
+    const { run, sent, finishOldest } = scheduling({ maxInFlightPerKey: 2, maxInFlight: 2 });
+    // Key A is accepted first (an unknown key sends one request at a time).
+    const warm = run('A', 'warm');
+    await finishOldest();
+    await warm;
+    // Left waiting at the end: the scheduler's disposal refuses them.
+    for (let i = 0; i < 6; i++) run('A', `A${i}`).catch(() => undefined);
+    run('B', 'B0').catch(() => undefined);
+    await flush();
+    expect(sent).toEqual(['warm', 'A0', 'A1']);
+    // B has waited for room since A filled the total: the next place A frees is B's.
+    await finishOldest();
+    expect(sent.at(-1)).toBe('B0');
+  });
+
+  it('frees the place of a request whose send throws instead of rejecting', async () => {
+    const { requests } = scheduling({ maxInFlightPerKey: 8, maxInFlight: 128 });
+    await expect(
+      requests.run('Z', () => {
+        throw new Error('thrown while sending');
+      }),
+    ).rejects.toThrow('thrown while sending');
+    expect(requests.stats().inFlight).toBe(0);
+  });
+});
