@@ -12,6 +12,8 @@ const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
 const timers: NodeJS.Timeout[] = [];
 let parsed = 0;
 
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (command: Command) => {
   if (command.type === 'count') {
     process.send!({ type: 'count', parsed });

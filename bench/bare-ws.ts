@@ -3,4 +3,6 @@ import { WebSocketServer } from 'ws';
 
 const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
 server.on('listening', () => process.send!({ type: 'started', url: `ws://127.0.0.1:${(server.address() as { port: number }).port}` }));
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', () => server.close(() => process.exit(0)));

@@ -118,6 +118,8 @@ function subscribe(command: Extract<Command, { type: 'subscribe' }>) {
   });
 }
 
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (command: Command) => {
   switch (command.type) {
     case 'open':

@@ -15,6 +15,8 @@ type Command = {
   seconds: number;
 };
 
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', async (command: Command) => {
   const target = new URL(command.url);
   const pool = new Pool(target.origin, { connections: command.connections, pipelining: 1 });

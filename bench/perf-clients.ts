@@ -19,6 +19,8 @@ const WATCH = 'subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on
 const wallClock = () => performance.timeOrigin + performance.now();
 let sockets: WebSocket[] = [];
 
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', async (command: Command) => {
   if (command.type === 'close') {
     for (const socket of sockets) socket.terminate();

@@ -10,6 +10,8 @@ type Command = { type: 'gets' } | { type: 'complete'; ids: string[] } | { type: 
 const emulator = createEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
 const url = await emulator.start();
 process.send!({ type: 'started', url });
+// The bench that drives this process is gone (killed, or stopped with Ctrl-C): so is this process.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (command: Command) => {
   if (command.type === 'gets') {
     let gets = 0;

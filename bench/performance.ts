@@ -92,6 +92,8 @@ async function startGatewayProcess(upstreamUrl: string, env: Record<string, stri
     },
     stdio: ['ignore', process.env.GATEWAY_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   });
+  // The gateway does not watch its IPC channel: the bench stops it when it exits, however it exits.
+  process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode} before it answered`);

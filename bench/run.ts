@@ -316,6 +316,9 @@ async function idle() {
   );
 }
 
+// Stopped with Ctrl-C or a signal: exit, so that the exit handlers stop the processes this bench started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
 const only = process.argv[2];
 console.log(`task-gateway benchmark (Node ${process.version}, ${SOCKETS} sockets at most, poll interval ${INTERVAL_MS} ms)`);
 if (!only || only === 'fanout') await fanout();
