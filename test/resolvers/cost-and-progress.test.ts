@@ -1,10 +1,10 @@
-import type { Client } from 'graphql-ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/clock.ts';
+import { useManualStack } from '../helpers/manual-stack.ts';
 import { type ScriptedUpstream, startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { json, startStandIn } from '../helpers/stand-in.ts';
-import { connectWs, watch } from '../helpers/ws-client.ts';
+import { watch } from '../helpers/ws-client.ts';
 
 const KEY = 'sk-cost';
 const SUBMIT = `mutation($input: SubmitTaskInput!) {
@@ -15,30 +15,15 @@ const CANCEL = `mutation($id: ID!) {
 }`;
 
 describe.each(['older', 'newer'] as const)('cost and queued progress, %s wire format', (wireFormat) => {
-  const clock = createManualClock();
-  const scheduler = createManualScheduler(clock);
-  let stack: Stack;
-  const clients: Client[] = [];
-  beforeAll(async () => {
-    stack = await startStack({
-      emulator: { wireFormat, queuedMs: 3_000, processingMs: 10_000, now: clock.now },
-      now: clock.now,
-      scheduler,
-      random: () => 0.5,
-    });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((client) => client.dispose()));
-    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
-  });
-  afterAll(() => stack.stop());
+  const shared = useManualStack({ wireFormat });
+  const { clock, scheduler } = shared;
 
   const submit = async (model = 'gpt-image-2') => {
-    const { data, errors } = await stack.gql(SUBMIT, { input: { model, prompt: 'a fox' } }, KEY);
+    const { data, errors } = await shared.stack.gql(SUBMIT, { input: { model, prompt: 'a fox' } }, KEY);
     expect(errors).toBeUndefined();
     return data.submitTask;
   };
-  const gets = (id: string) => stack.emulator!.stats.gets.get(id) ?? 0;
+  const gets = (id: string) => shared.stack.emulator!.stats.gets.get(id) ?? 0;
 
   it('returns the pre-consumed cost the submit answer announces', async () => {
     expect((await submit('gpt-image-2')).preConsumedCost).toBe(300);
@@ -47,22 +32,21 @@ describe.each(['older', 'newer'] as const)('cost and queued progress, %s wire fo
 
   it('reports the refunded cost of a cancel, and cost 0', async () => {
     const { id } = await submit('veo3.1-fast');
-    const { data } = await stack.gql(CANCEL, { id }, KEY);
+    const { data } = await shared.stack.gql(CANCEL, { id }, KEY);
     expect(data.cancelTask).toMatchObject({ __typename: 'CancelledTask', id, status: 'CANCELLED', cost: 0, refundedCost: 5500 });
   });
 
   it('shows a queued task with progress 0, and publishes no change when the wire goes from "" to "0%"', async () => {
     const { id, progress } = await submit();
     expect(progress).toBe(0);
-    const client = connectWs(stack.gatewayUrl, KEY);
-    clients.push(client);
+    const client = shared.connect(KEY);
     const watcher = watch(client, id);
     await eventually(() => expect(watcher.states()).toEqual(['QueuedTask:QUEUED:0']));
     // Past the newer format's first second ("" then "0%"), still queued: one more GET, no event.
     const before = gets(id);
     expect(scheduler.runNext()).toBe(true);
     await eventually(() => expect(gets(id)).toBe(before + 1));
-    await eventually(() => expect(stack.gateway.poller.stats().inflight).toBe(0));
+    await eventually(() => expect(shared.stack.gateway.poller.stats().inflight).toBe(0));
     clock.advance(2_000); // now 4 s old: processing
     expect(scheduler.runNext()).toBe(true);
     await eventually(() => expect(watcher.states().at(-1)).toMatch(/^ProcessingTask:PROCESSING:/));

@@ -1,10 +1,9 @@
 import { createClient as createSseClient } from 'graphql-sse';
-import type { Client } from 'graphql-ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/clock.ts';
 import { track } from '../helpers/leftovers.ts';
-import { type Stack, startStack } from '../helpers/stack.ts';
-import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
+import { useManualStack } from '../helpers/manual-stack.ts';
+import { type Watch, watch } from '../helpers/ws-client.ts';
 
 const ALICE = 'sk-alice';
 const BOB = 'sk-bob';
@@ -28,39 +27,19 @@ const INTERVALS = [2_000, 3_000, 2_000, 2_000, 2_000, 2_000];
 const GETS = LIFE.length + 1;
 
 describe('taskUpdated on the shared poller', () => {
-  const clock = createManualClock();
-  const scheduler = createManualScheduler(clock);
-  let stack: Stack;
-  const clients: Client[] = [];
+  const shared = useManualStack();
+  const { scheduler } = shared;
 
-  beforeAll(async () => {
-    stack = await startStack({
-      emulator: { now: clock.now, queuedMs: 3_000, processingMs: 10_000 },
-      now: clock.now,
-      scheduler,
-      random: () => 0.5,
-    });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((client) => client.dispose()));
-    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
-  });
-  afterAll(() => stack.stop());
-
-  const submit = async (key = ALICE): Promise<string> => (await stack.gql(SUBMIT, {}, key)).data.submitTask.id;
-  const client = (key: string | null = ALICE) => {
-    const created = connectWs(stack.gatewayUrl, key);
-    clients.push(created);
-    return created;
-  };
-  const gets = (id: string) => stack.emulator!.stats.gets.get(id) ?? 0;
+  const submit = async (key = ALICE): Promise<string> => (await shared.stack.gql(SUBMIT, {}, key)).data.submitTask.id;
+  const client = (key: string | null = ALICE) => shared.connect(key);
+  const gets = (id: string) => shared.stack.emulator!.stats.gets.get(id) ?? 0;
 
   /** Fires the poll timer and waits until the upstream answered it. */
   async function tick(id: string) {
     const before = gets(id);
     expect(scheduler.runNext()).toBe(true);
     await eventually(() => expect(gets(id)).toBe(before + 1));
-    await eventually(() => expect(stack.gateway.poller.stats().inflight).toBe(0));
+    await eventually(() => expect(shared.stack.gateway.poller.stats().inflight).toBe(0));
   }
 
   /** Fires poll after poll until the loop ends. */
@@ -74,7 +53,7 @@ describe('taskUpdated on the shared poller', () => {
     const watchers = sockets.flatMap((socket) => Array.from({ length: 100 }, () => watch(socket, id)));
     await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 15_000);
     expect(gets(id)).toBe(1);
-    expect(stack.gateway.poller.stats()).toMatchObject({ loops: 1, subscribers: 1_000 });
+    expect(shared.stack.gateway.poller.stats()).toMatchObject({ loops: 1, subscribers: 1_000 });
     const intervals: number[] = [];
     for (let polls = 2; scheduler.pending().length > 0; polls++) {
       expect(scheduler.pending()).toHaveLength(1);
@@ -87,13 +66,17 @@ describe('taskUpdated on the shared poller', () => {
     await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 15_000);
     for (const watcher of watchers) expect(watcher.states()).toEqual(LIFE);
     // The loop stopped with the terminal state: no timer left, no more GETs.
-    expect(stack.gateway.poller.stats().loops).toBe(0);
+    expect(shared.stack.gateway.poller.stats().loops).toBe(0);
     expect(scheduler.pending()).toEqual([]);
   });
 
   it('delivers the same states over SSE, from the same loop as WebSocket watchers', async () => {
     const id = await submit();
-    const sse = createSseClient({ url: `${stack.gatewayUrl}/graphql`, headers: { authorization: `Bearer ${ALICE}` }, retryAttempts: 0 });
+    const sse = createSseClient({
+      url: `${shared.stack.gatewayUrl}/graphql`,
+      headers: { authorization: `Bearer ${ALICE}` },
+      retryAttempts: 0,
+    });
     track(() => sse.dispose());
     const sseStates: string[] = [];
     let sseDone = false;
@@ -131,7 +114,7 @@ describe('taskUpdated on the shared poller', () => {
     await tick(id);
     expect(owner.completed).toBe(false);
     expect(intruder.results).toHaveLength(1);
-    const query = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, BOB);
+    const query = await shared.stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, BOB);
     expect(query.data.task).toBeNull();
   });
 
@@ -140,10 +123,10 @@ describe('taskUpdated on the shared poller', () => {
     const watchers = [watch(client(), id), watch(client(), id)];
     await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true));
     watchers[0]!.unsubscribe();
-    await eventually(() => expect(stack.gateway.poller.stats().subscribers).toBe(1));
-    expect(stack.gateway.poller.stats().loops).toBe(1);
+    await eventually(() => expect(shared.stack.gateway.poller.stats().subscribers).toBe(1));
+    expect(shared.stack.gateway.poller.stats().loops).toBe(1);
     watchers[1]!.unsubscribe();
-    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
+    await eventually(() => expect(shared.stack.gateway.poller.stats().loops).toBe(0));
     expect(scheduler.pending()).toEqual([]);
     const before = gets(id);
     scheduler.advance(60_000);
@@ -155,7 +138,11 @@ describe('taskUpdated on the shared poller', () => {
     const watcher = watch(client(), id);
     await eventually(() => expect(watcher.results).toHaveLength(1));
     const before = gets(id);
-    const query = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } tasks(ids: [$id, $id]) { __typename } }`, { id }, ALICE);
+    const query = await shared.stack.gql(
+      `query($id: ID!) { task(id: $id) { __typename } tasks(ids: [$id, $id]) { __typename } }`,
+      { id },
+      ALICE,
+    );
     expect(query.data.task.__typename).toBe('QueuedTask');
     expect(gets(id)).toBe(before);
   });
@@ -170,7 +157,7 @@ describe('taskUpdated on the shared poller', () => {
     const later = watch(client(), id);
     await eventually(() => expect(later.completed).toBe(true));
     expect(later.states()).toEqual(['CompletedTask:COMPLETED:100']);
-    const query = await stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, ALICE);
+    const query = await shared.stack.gql(`query($id: ID!) { task(id: $id) { __typename } }`, { id }, ALICE);
     expect(query.data.task.__typename).toBe('CompletedTask');
     expect(gets(id)).toBe(before);
   });
@@ -206,7 +193,7 @@ describe('taskUpdated on the shared poller', () => {
       await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true));
       for (const watcher of watchers) watcher.unsubscribe();
     }
-    await eventually(() => expect(stack.gateway.poller.stats()).toMatchObject({ loops: 1, subscribers: 1 }));
+    await eventually(() => expect(shared.stack.gateway.poller.stats()).toMatchObject({ loops: 1, subscribers: 1 }));
     expect(gets(id)).toBe(1);
     // Timers, sockets and handles: none more than before the cycles.
     await eventually(() => expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(resourcesBefore));

@@ -1,6 +1,7 @@
 import type { Client } from 'graphql-ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/clock.ts';
+import { useManualStack } from '../helpers/manual-stack.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
 
@@ -44,40 +45,21 @@ function watchMany(client: Client, ids: string[]) {
 }
 
 describe('tasksUpdated: several tasks on one subscription, on the shared poller', () => {
-  const clock = createManualClock();
-  const scheduler = createManualScheduler(clock);
-  let stack: Stack;
-  const clients: Client[] = [];
-  beforeAll(async () => {
-    stack = await startStack({
-      emulator: { now: clock.now, queuedMs: 3_000, processingMs: 10_000 },
-      now: clock.now,
-      scheduler,
-      random: () => 0.5,
-    });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((client) => client.dispose()));
-    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
-  });
-  afterAll(() => stack.stop());
+  const shared = useManualStack();
+  const { clock, scheduler } = shared;
 
-  const submit = async (key = KEY): Promise<string> => (await stack.gql(SUBMIT, {}, key)).data.submitTask.id;
-  const client = (key = KEY) => {
-    const created = connectWs(stack.gatewayUrl, key);
-    clients.push(created);
-    return created;
-  };
-  const gets = (id: string) => stack.emulator!.stats.gets.get(id) ?? 0;
-  const allGets = () => [...stack.emulator!.stats.gets.values()].reduce((sum, n) => sum + n, 0);
+  const submit = async (key = KEY): Promise<string> => (await shared.stack.gql(SUBMIT, {}, key)).data.submitTask.id;
+  const client = (key = KEY) => shared.connect(key);
+  const gets = (id: string) => shared.stack.emulator!.stats.gets.get(id) ?? 0;
+  const allGets = () => [...shared.stack.emulator!.stats.gets.values()].reduce((sum, n) => sum + n, 0);
 
   /** Fires the soonest poll timer and waits until the upstream answered it and the loop settled. */
   async function tick() {
     const before = allGets();
     expect(scheduler.runNext()).toBe(true);
     await eventually(() => expect(allGets()).toBe(before + 1));
-    await eventually(() => expect(stack.gateway.poller.stats().inflight).toBe(0));
-    await eventually(() => expect(scheduler.pending().length).toBe(stack.gateway.poller.stats().loops));
+    await eventually(() => expect(shared.stack.gateway.poller.stats().inflight).toBe(0));
+    await eventually(() => expect(scheduler.pending().length).toBe(shared.stack.gateway.poller.stats().loops));
   }
 
   it('gives each first state, reports a missing id once, delivers each change with its task, one terminal each, then completes; shares the loops of taskUpdated', async () => {
@@ -99,10 +81,10 @@ describe('tasksUpdated: several tasks on one subscription, on the shared poller'
     // The same task watched on its own: the same loop, its fresh state, no extra GET.
     const one: Watch = watch(socket, processing, WATCH_ONE);
     await eventually(() => expect(one.results).toHaveLength(1));
-    expect(stack.gateway.poller.stats()).toMatchObject({ loops: 2, subscribers: 3 });
+    expect(shared.stack.gateway.poller.stats()).toMatchObject({ loops: 2, subscribers: 3 });
     expect([gets(processing), gets(cancelled), gets(missing)]).toEqual([1, 1, 1]);
 
-    const cancel = await stack.gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: cancelled }, KEY);
+    const cancel = await shared.stack.gql(`mutation($id: ID!) { cancelTask(id: $id) { __typename } }`, { id: cancelled }, KEY);
     expect(cancel.data.cancelTask.__typename).toBe('CancelledTask');
     while (scheduler.pending().length > 0) await tick();
     await eventually(() => expect(many.completed && one.completed).toBe(true));
@@ -143,9 +125,9 @@ describe('tasksUpdated: several tasks on one subscription, on the shared poller'
     const ids = [await submit(), await submit()];
     const many = watchMany(client(), ids);
     await eventually(() => expect(many.events).toHaveLength(2));
-    expect(stack.gateway.poller.stats().loops).toBe(2);
+    expect(shared.stack.gateway.poller.stats().loops).toBe(2);
     many.unsubscribe();
-    await eventually(() => expect(stack.gateway.poller.stats().loops).toBe(0));
+    await eventually(() => expect(shared.stack.gateway.poller.stats().loops).toBe(0));
   });
 
   it('completes at once when every id is missing, and refuses more than 100 ids or a malformed id before any request', async () => {
