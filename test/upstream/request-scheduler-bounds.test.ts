@@ -65,4 +65,10 @@ describe('the request scheduler under its bounds', () => {
     ).rejects.toThrow('thrown while sending');
     expect(requests.stats().inFlight).toBe(0);
   });
+
+  it('forgets idle keys past 1,000 known ones, however many keys clients bring', async () => {
+    const { requests } = scheduling({ maxInFlightPerKey: 8, maxInFlight: 128 });
+    for (let i = 0; i < 5_000; i++) await requests.run(`key-${i}`, async () => 'answered');
+    expect(requests.stats().keys).toBeLessThanOrEqual(1_001);
+  });
 });
