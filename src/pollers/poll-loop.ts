@@ -100,6 +100,9 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   let request: Promise<TaskSnapshot> | null = null;
   /** Aborts the request in flight when the loop stops; one per loop, since only the stop aborts. */
   const stopping = new AbortController();
+  // Each read listens to this signal while it runs. One listener that stays keeps the signal's table of
+  // listeners from being emptied and built again on every read (a poll is a read).
+  stopping.signal.addEventListener('abort', () => undefined);
   /** Moves the request ahead of the polls while it is queued in the request scheduler; null once sent. */
   let promote: (() => boolean) | null = null;
   /** `polling`: asking the coordinator or fetching; at most one poll at a time. */

@@ -21,6 +21,11 @@ export type BudgetLesson =
 export interface KeyBudget {
   /** Reserves the key's next send slot: the instant (ms, by the budget's clock) at which one request may go. */
   reserve(keyHash: string): number | Promise<number>;
+  /**
+   * Takes the key's slot only if one is free now, at once: true when taken. A budget that cannot
+   * answer at once (Redis) has none; its requests go through `reserve`.
+   */
+  reserveNow?(keyHash: string): boolean;
   /** Applies what an answer taught. */
   learn(keyHash: string, lesson: BudgetLesson): void | Promise<void>;
   /** What this process knows of the key: its pace (requests/s) and its next free slot (ms). */
@@ -163,6 +168,13 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
 
   return {
     reserve: (keyHash) => reserveSlot(stateOf(keyHash), now()),
+    reserveNow(keyHash) {
+      const state = stateOf(keyHash);
+      const at = now();
+      if (state.tat - state.burstMs > at) return false;
+      reserveSlot(state, at);
+      return true;
+    },
     learn(keyHash, lesson) {
       applyLesson(stateOf(keyHash), lesson, now(), rules);
     },

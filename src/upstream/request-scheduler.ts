@@ -187,6 +187,19 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     forgetIfIdle(state);
   }
 
+  /** Whether a request of the key may go now, ahead of nothing: the slot is then taken. */
+  function sendsNow(state: KeyState): boolean {
+    return (
+      !disposed &&
+      !state.pumping &&
+      queued(state) === 0 &&
+      state.inFlight < boundOf(state) &&
+      inFlight < maxInFlight &&
+      !standing.refused(state.hash) &&
+      budget.reserveNow?.(state.hash) === true
+    );
+  }
+
   /** Waits for a slot Redis has yet to give, or one still to come, then sends the next request and pumps on. */
   async function waitForSlot(state: KeyState, reserved: Promise<number> | number, lessons: number): Promise<void> {
     try {
@@ -362,6 +375,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           onAbort: undefined,
           settled: false,
         };
+        // The common case: nothing of the key waits and it may send now; the request goes at once.
+        if (sendsNow(state)) return dispatch(state, entry);
         state.waiting.add(entry);
         pump(state);
         // Sent at once, or refused: nothing more. Else it waits: its caller's signal and its deadline now count.
