@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { compressAsset, loadGraphiQLBundle } from '../src/graphiql.ts';
+import { compressAsset, loadGraphiQLBundle } from '../src/http/graphiql.ts';
 
 /**
  * Part of `npm run build`: compresses GraphiQL's assets once, at brotli's best

@@ -1,6 +1,7 @@
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
+import { createTransports } from './http/transports.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -10,7 +11,6 @@ import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore, recordingNeverFails } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
-import { createTransports } from './transports.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';

@@ -1,6 +1,6 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { negotiate } from '../src/graphiql.ts';
+import { negotiate } from '../src/http/graphiql.ts';
 import { type Stack, startStack } from './helpers/stack.ts';
 
 describe('GraphiQL', () => {

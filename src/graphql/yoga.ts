@@ -21,14 +21,14 @@ export interface GraphQLHttpOptions {
   trustedDocuments?: TrustedDocuments | null;
   /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
   corsOrigins?: readonly string[];
-  /** Renders GraphiQL's page for browsers at `/graphql` (`src/graphiql.ts`: a small page, assets served apart). */
+  /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
 }
 
 /**
  * GraphQL over HTTP and SSE, and GraphiQL, at `/graphql` (graphql-yoga). The
  * key comes from the `Authorization` header; WebSocket operations take their
- * own path (`src/websocket-server.ts`) with the same schema, limits and masking.
+ * own path (`src/http/websocket-server.ts`) with the same schema, limits and masking.
  */
 export function createGraphQLHttpHandler(
   schema: GraphQLSchema,
@@ -72,7 +72,7 @@ export function createGraphQLHttpHandler(
       },
     },
     graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
-    // A small page; GraphiQL's scripts and styles come from this gateway (src/graphiql.ts), no CDN.
+    // A small page; GraphiQL's scripts and styles come from this gateway (src/http/graphiql.ts), no CDN.
     renderGraphiQL: renderGraphiQL as never,
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });

@@ -47,7 +47,7 @@ export interface GraphiQL {
 }
 
 export function createGraphiQL(options: GraphiQLOptions = {}): GraphiQL {
-  const { precompressedDir = new URL('./graphiql-assets/', import.meta.url), brotliQuality = 9 } = options;
+  const { precompressedDir = new URL('../graphiql-assets/', import.meta.url), brotliQuality = 9 } = options;
   let bundle: Promise<Bundle> | null = null;
 
   function encode(version: string, name: string, asset: Asset, encoding: Encoding): Promise<Buffer> {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { sendJson } from '../lib/send-json.ts';
+import { type Logger, loggablePath } from '../logger.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import { WEBHOOK_PATH } from '../webhooks.ts';
 import { GRAPHIQL_ASSETS_PATH } from './graphiql.ts';
-import { sendJson } from './lib/send-json.ts';
-import { type Logger, loggablePath } from './logger.ts';
-import type { GatewayMetrics } from './metrics.ts';
-import { WEBHOOK_PATH } from './webhooks.ts';
 
 /** Largest GraphQL request body accepted, in bytes. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
@@ -83,7 +83,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
     if (path === '/' && request.method === 'GET') {
       // A plain page, no build step; read once, on first use.
-      demoPage ??= readFile(new URL('./demo/index.html', import.meta.url));
+      demoPage ??= readFile(new URL('../demo/index.html', import.meta.url));
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(await demoPage);
       return;
     }

@@ -1,16 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.ts';
-import { schema } from './executable-schema.ts';
+import type { Config } from '../config.ts';
+import { schema } from '../executable-schema.ts';
+import type { ContextServices } from '../graphql/context.ts';
+import { createExecutor } from '../graphql/executor.ts';
+import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { createGraphQLHttpHandler } from '../graphql/yoga.ts';
+import type { Logger } from '../logger.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import type { Webhooks } from '../webhooks.ts';
 import { createGraphiQL } from './graphiql.ts';
-import type { ContextServices } from './graphql/context.ts';
-import { createExecutor } from './graphql/executor.ts';
-import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { createGraphQLHttpHandler } from './graphql/yoga.ts';
 import { createHttpRoutes } from './http-routes.ts';
-import type { Logger } from './logger.ts';
-import type { GatewayMetrics } from './metrics.ts';
-import type { Webhooks } from './webhooks.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
 
 export interface TransportsOptions {

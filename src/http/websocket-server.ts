@@ -2,16 +2,16 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { type ContextServices, createRequestContext } from './graphql/context.ts';
-import { isAllowedWebSocketOrigin } from './graphql/cross-site.ts';
-import { gatewayError } from './graphql/errors.ts';
-import type { Executor } from './graphql/executor.ts';
-import { MAX_TASKS_PER_SUBSCRIPTION } from './graphql/limits.ts';
-import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { subscriptionWeight } from './graphql/subscription-weight.ts';
-import { sha256 } from './lib/sha256.ts';
-import { type Credential, credentialFromConnectionParams } from './upstream/credential.ts';
-import { UpstreamError } from './upstream/errors.ts';
+import { type ContextServices, createRequestContext } from '../graphql/context.ts';
+import { isAllowedWebSocketOrigin } from '../graphql/cross-site.ts';
+import { gatewayError } from '../graphql/errors.ts';
+import type { Executor } from '../graphql/executor.ts';
+import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
+import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { subscriptionWeight } from '../graphql/subscription-weight.ts';
+import { sha256 } from '../lib/sha256.ts';
+import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
+import { UpstreamError } from '../upstream/errors.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
 
 export interface WebSocketServerOptions {
