@@ -33,8 +33,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Upstream requests per second allowed per key; null: learned from the upstream's 429s. */
   readonly upstreamRateLimitPerKey: number | null;
-  /** Upstream requests one key may have in flight. Default 8. */
-  readonly maxUpstreamInFlightPerKey: number;
+  /** Upstream requests in flight over all keys, and the connections of the upstream pool. Default 512. */
+  readonly maxUpstreamInFlight: number;
+  /** An upper bound on one key's short requests in flight; null: its pace × latency alone bounds it. Default null. */
+  readonly maxUpstreamInFlightPerKey: number | null;
   /** Longest wait of a query, submit or cancel in the gateway's queue for its key's budget. Default 10 000 ms. */
   readonly upstreamQueueTimeoutMs: number;
   /** Poll loops (watched tasks) one key may have. Default 1 000. */
@@ -88,7 +90,8 @@ export function readConfig(env: Env): Config {
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
-    maxUpstreamInFlightPerKey: integer(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 8, 1, 1_000),
+    maxUpstreamInFlight: integer(env, 'MAX_UPSTREAM_IN_FLIGHT', 512, 1, 10_000),
+    maxUpstreamInFlightPerKey: optionalInteger(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 1, 10_000),
     upstreamQueueTimeoutMs: integer(env, 'UPSTREAM_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
     maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', 1_000, 1, 10_000_000),
     maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
@@ -108,6 +111,11 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
   }
   return Number(value);
+}
+
+/** A whole number, or null when unset. */
+function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
+  return text(env, name) === null ? null : integer(env, name, min, min, max);
 }
 
 /** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */

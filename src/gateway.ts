@@ -5,7 +5,7 @@ import { createTransports } from './http/transports.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createMetrics, type GatewayMetrics } from './metrics.ts';
+import { BUSIEST_KEYS, createMetrics, type GatewayMetrics } from './metrics.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './pollers/loop-coordinator.ts';
 import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
@@ -63,7 +63,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
-  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, scheduler });
+  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, timers: scheduler });
   const { client: tasksClient, requestScheduler } = upstream;
   // Loops and budgets are both shared only while both reach Redis.
   const shared = () => coordinator.healthy() && upstream.budgetShared();
@@ -115,6 +115,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     subscriptions: () => poller.stats().subscribers,
     loops: () => poller.stats().loops,
     queued: () => requestScheduler.stats().queued,
+    busiestKeys: () => requestScheduler.busiest(BUSIEST_KEYS),
     coordination: config.redisUrl ? () => (shared() ? 1 : 0) : undefined,
     droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });

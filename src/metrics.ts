@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** Keys shown by the per-key gauges: the busiest, so that their label values stay few. */
+export const BUSIEST_KEYS = 10;
+
 /** What the gateway measures: Prometheus text at `/metrics`. Labels never carry keys, tokens or task ids. */
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -25,6 +28,8 @@ export interface MetricSources {
   loops(): number;
   /** Upstream requests waiting in the per-key queues. */
   queued?(): number;
+  /** The busiest keys' concurrency limit, pace and latency; `key` is a short prefix of the key's hash, never the key. */
+  busiestKeys?(): ReadonlyArray<{ key: string; limit: number; ratePerSec: number; latencyMs: number }>;
   /** Redis coordination healthy (1), degraded to local polling (0); absent: not configured. */
   coordination?(): number;
   /** Log lines dropped so far because the log destination could not take them; absent: not counted. */
@@ -103,6 +108,21 @@ export function createMetrics(): GatewayMetrics {
   gauge('task_gateway_coordination_up', 'Redis coordination reachable (1) or degraded to local polling (0).', () =>
     sources.coordination?.(),
   );
+  // Per key, the busiest few only (at most BUSIEST_KEYS label values), labelled by a prefix of the key's hash.
+  const perKey = (name: string, help: string, read: (key: { limit: number; ratePerSec: number; latencyMs: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['key'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const key of sources.busiestKeys?.() ?? []) this.set({ key: key.key }, read(key));
+      },
+    });
+  perKey('task_gateway_upstream_key_concurrency_limit', 'Short upstream requests the key may have in flight now.', (k) => k.limit);
+  perKey('task_gateway_upstream_key_rate_per_second', "The key's upstream pace, requests per second.", (k) => k.ratePerSec);
+  perKey('task_gateway_upstream_key_latency_seconds', "Average upstream latency of the key's short requests.", (k) => k.latencyMs / 1000);
   let droppedCounted = 0;
   new Counter({
     name: 'task_gateway_log_lines_dropped_total',

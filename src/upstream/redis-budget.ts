@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { createLruMap } from '../lib/lru-map.ts';
-import { type BudgetLesson, type BudgetRules, createLocalBudget, type KeyBudget, resolveRules } from './key-budget.ts';
+import { type BudgetLesson, type BudgetRules, LEARN_LUA, lessonArgs, RESERVE_LUA, resolveRules, ruleArgs } from './gcra.ts';
+import { createLocalBudget, KEYS_KEPT, type KeyBudget } from './key-budget.ts';
 
 export interface RedisBudgetOptions extends BudgetRules {
   /** `redis://` or `rediss://` URL. */
@@ -9,81 +10,49 @@ export interface RedisBudgetOptions extends BudgetRules {
   prefix?: string;
   /** A key's budget left unused this long is forgotten by Redis. Default 3 600 000 ms (1 h). */
   idleMs?: number;
-  /** Keys whose last answer from Redis this process remembers (for `peek`). Default 10 000. */
-  maxKeys?: number;
   now?: () => number;
 }
 
-/**
- * Takes the next slot of a key (GCRA, as `reserveSlot` in key-budget.ts): KEYS[1] the key's hash;
- * ARGV now, the interval and tolerance of a fresh key, its floor, and the TTL, all in ms.
- * Returns the slot, the interval and the next free slot.
- */
-const RESERVE = `
-local now = tonumber(ARGV[1])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'burst', 'floor')
-local tat = tonumber(s[1]) or 0
-local interval = tonumber(s[2]) or tonumber(ARGV[2])
-local burst = tonumber(s[3]) or tonumber(ARGV[3])
-local floor = tonumber(s[4]) or tonumber(ARGV[4])
-local slot = math.max(tat - burst, now)
-tat = math.max(tat, now) + interval
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), 'interval', string.format('%.6f', interval),
-  'burst', string.format('%.3f', burst), 'floor', string.format('%.6f', floor))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {string.format('%.3f', slot), string.format('%.6f', interval), string.format('%.3f', tat - burst)}`;
+/** Shortest lease asked of Redis, ms of the key's pace. */
+const MIN_LEASE_MS = 250;
+/** Longest lease, ms: what a replica may spend that the others no longer see. */
+const MAX_LEASE_MS = 2_000;
+/** A lease lasts this many Redis round trips, so that the next one arrives before it runs out. */
+const LEASE_ROUND_TRIPS = 3;
+/** Weight of the newest Redis round trip in its running average. */
+const RTT_WEIGHT = 0.2;
 
-/**
- * Applies a lesson (as `applyLesson` in key-budget.ts): KEYS[1] the key's hash; ARGV now, kind
- * (faster, quota, slower), the quota's rate per second (or ''), resumeAt (or ''), then the rules:
- * fresh interval, fresh burst, fresh floor, slowest interval, fastest interval, headroom, decrease,
- * increase per second, decrease hold, TTL. Returns the interval and the next free slot.
- */
-const LEARN = `
-local now = tonumber(ARGV[1])
-local kind = ARGV[2]
-local s = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'burst', 'floor', 'decreased')
-local tat = tonumber(s[1]) or 0
-local interval = tonumber(s[2]) or tonumber(ARGV[5])
-local burst = tonumber(s[3]) or tonumber(ARGV[6])
-local floor = tonumber(s[4]) or tonumber(ARGV[7])
-local decreased = tonumber(s[5]) or 0
-local slowest = tonumber(ARGV[8])
-if kind == 'faster' then
-  interval = math.max(floor, 1000 / (1000 / interval + tonumber(ARGV[12])))
-else
-  burst = 0
-  if kind == 'quota' then
-    floor = math.min(slowest, math.max(tonumber(ARGV[9]), 1000 / (tonumber(ARGV[3]) * tonumber(ARGV[10]))))
-    interval = floor
-  elseif now - decreased >= tonumber(ARGV[13]) then
-    interval = math.min(slowest, interval / tonumber(ARGV[11]))
-    decreased = now
-  end
-  if ARGV[4] ~= '' then tat = math.max(tat, tonumber(ARGV[4])) end
-end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), 'interval', string.format('%.6f', interval),
-  'burst', string.format('%.3f', burst), 'floor', string.format('%.6f', floor), 'decreased', string.format('%.3f', decreased))
-redis.call('PEXPIRE', KEYS[1], ARGV[14])
-return {string.format('%.6f', interval), string.format('%.3f', math.max(tat - burst, now))}`;
+/** What a replica holds of one key's budget: slots leased from Redis, spent here one interval apart. */
+interface Lease {
+  /** The next leased slot, ms. */
+  next: number;
+  intervalMs: number;
+  /** Leased slots not yet spent. */
+  left: number;
+  /** A lease request to Redis is under way. */
+  asking: boolean;
+}
 
 interface BudgetCommands {
-  budgetReserve(key: string, ...args: Array<string | number>): Promise<[string, string, string]>;
-  budgetLearn(key: string, ...args: Array<string | number>): Promise<[string, string]>;
+  budgetReserve(key: string, ...args: Array<string | number>): Promise<[string, string, number]>;
+  budgetLearn(key: string, ...args: Array<string | number>): Promise<string>;
 }
 
 /**
  * The budget of every key shared by the fleet: each key's GCRA state lives in
  * one Redis hash (`<prefix>:budget:<key hash>`, never a key) updated atomically
- * by Lua scripts, so replicas take slots from one pace and what one learns
- * from a 429 holds for all. While Redis cannot be reached, each replica falls
- * back to its own budget (which has learnt the same lessons it saw) and
- * returns to the shared one when Redis does; nothing fails because of Redis.
+ * by the scripts of gcra.ts. A replica never waits on Redis: it leases a slice
+ * of a key's slots (`LEASE_ROUND_TRIPS` Redis round trips of the pace, between
+ * `MIN_LEASE_MS` and `MAX_LEASE_MS`), spends them locally, and asks for the next
+ * slice while a round trip of the current one is left. When the slice runs out
+ * before the next arrives (Redis slower than the pace needs), or while Redis
+ * cannot be reached, the replica spends its own local budget, which has learnt
+ * the same lessons it saw; nothing fails because of Redis.
  */
 export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { healthy(): boolean } {
-  const { url, prefix = 'task-gateway', idleMs = 3_600_000, maxKeys = 10_000, now = Date.now } = options;
+  const { url, prefix = 'task-gateway', idleMs = 3_600_000, now = Date.now } = options;
   const rules = resolveRules(options);
-  const local = createLocalBudget({ ...options, now, maxKeys, idleMs });
+  const local = createLocalBudget({ ...options, now, idleMs });
   const redis = new Redis(url, {
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
@@ -94,60 +63,101 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
     lazyConnect: true,
   });
   redis.on('error', () => undefined);
-  redis.defineCommand('budgetReserve', { numberOfKeys: 1, lua: RESERVE });
-  redis.defineCommand('budgetLearn', { numberOfKeys: 1, lua: LEARN });
+  redis.defineCommand('budgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
+  redis.defineCommand('budgetLearn', { numberOfKeys: 1, lua: LEARN_LUA });
   const scripts = redis as unknown as BudgetCommands;
-  /** The last state Redis answered for each key, for `peek`. */
-  const seen = createLruMap<string, { ratePerSec: number; nextSlotAt: number }>({ maxEntries: maxKeys });
+  const leases = createLruMap<string, Lease>({ maxEntries: KEYS_KEPT });
   const keyOf = (keyHash: string) => `${prefix}:budget:${keyHash}`;
   const healthy = () => redis.status === 'ready';
-  const fresh = [1_000 / rules.initialRatePerSec, rules.burstMs, 1_000 / rules.maxRatePerSec];
+  const scriptRules = ruleArgs(rules, idleMs);
+  /** Running average of a Redis round trip, ms. */
+  let rttMs = 0;
+
+  function leaseOf(keyHash: string): Lease {
+    let lease = leases.peek(keyHash);
+    if (!lease) {
+      lease = { next: 0, intervalMs: 1_000 / local.rate(keyHash), left: 0, asking: false };
+      leases.set(keyHash, lease);
+    }
+    return lease;
+  }
+
+  /** Asks Redis for the next slice once less than a round trip (and a bit) of the current one is left. */
+  function topUp(keyHash: string, lease: Lease, at: number): void {
+    if (lease.asking || !healthy()) return;
+    const leftMs = lease.left > 0 ? lease.next - at + lease.left * lease.intervalMs : 0;
+    if (leftMs > 1.5 * rttMs + MIN_LEASE_MS / 2) return;
+    lease.asking = true;
+    const durationMs = Math.min(MAX_LEASE_MS, Math.max(MIN_LEASE_MS, LEASE_ROUND_TRIPS * rttMs));
+    const askedAt = performance.now();
+    scripts.budgetReserve(keyOf(keyHash), at, ...scriptRules, durationMs).then(
+      ([slot, interval, count]) => {
+        rttMs += (performance.now() - askedAt - rttMs) * RTT_WEIGHT;
+        lease.asking = false;
+        // The slots of a new slice follow those left of the previous one: Redis reserved them after.
+        if (lease.left === 0) lease.next = Number(slot);
+        lease.intervalMs = Number(interval);
+        lease.left += Number(count);
+      },
+      () => {
+        lease.asking = false;
+      },
+    );
+  }
+
+  /** Takes the next leased slot if there is one (and it has come, when `onlyNow`); else null. */
+  function spend(keyHash: string, onlyNow: boolean): number | null {
+    const at = now();
+    const lease = leaseOf(keyHash);
+    // Slots that passed unspent are gone: spending them late would be a burst the fleet did not plan.
+    if (lease.left > 0 && lease.next < at - MAX_LEASE_MS) lease.left = 0;
+    topUp(keyHash, lease, at);
+    if (lease.left === 0 || (onlyNow && lease.next > at)) return null;
+    const slot = lease.next;
+    lease.next += lease.intervalMs;
+    lease.left -= 1;
+    return slot;
+  }
 
   return {
     healthy,
     start() {
       redis.connect().catch(() => undefined);
     },
-    async reserve(keyHash) {
+    reserve(keyHash) {
       if (!healthy()) return local.reserve(keyHash);
-      try {
-        const [slot, interval, next] = await scripts.budgetReserve(keyOf(keyHash), now(), ...fresh, idleMs);
-        seen.set(keyHash, { ratePerSec: 1_000 / Number(interval), nextSlotAt: Number(next) });
-        return Number(slot);
-      } catch {
-        return local.reserve(keyHash);
-      }
+      const slot = spend(keyHash, false);
+      if (slot !== null) return Math.max(slot, now());
+      return local.reserve(keyHash);
     },
-    async learn(keyHash, lesson: BudgetLesson) {
+    reserveNow(keyHash) {
+      if (!healthy()) return local.reserveNow(keyHash);
+      if (spend(keyHash, true) !== null) return true;
+      // No slice yet, or it ran out: the local budget keeps the key going meanwhile.
+      const lease = leases.peek(keyHash);
+      return lease !== undefined && lease.left > 0 ? false : local.reserveNow(keyHash);
+    },
+    learn(keyHash, lesson: BudgetLesson) {
       local.learn(keyHash, lesson);
+      const lease = leases.peek(keyHash);
+      // A 429 makes the slots leased before it wrong: the next slice comes at the pace it taught.
+      if (lease && lesson.kind !== 'faster') lease.left = 0;
       if (!healthy()) return;
-      const rate = lesson.kind === 'quota' ? lesson.ratePerSec : '';
-      const resumeAt = lesson.kind === 'faster' || lesson.resumeAt === null ? '' : lesson.resumeAt;
-      try {
-        const [interval, next] = await scripts.budgetLearn(
-          keyOf(keyHash),
-          now(),
-          lesson.kind,
-          rate,
-          resumeAt,
-          ...fresh,
-          1_000 / rules.minRatePerSec,
-          1_000 / rules.maxRatePerSec,
-          rules.headroom,
-          rules.decrease,
-          rules.increasePerSec,
-          rules.decreaseHoldMs,
-          idleMs,
-        );
-        seen.set(keyHash, { ratePerSec: 1_000 / Number(interval), nextSlotAt: Number(next) });
-      } catch {
+      scripts.budgetLearn(keyOf(keyHash), now(), ...scriptRules, ...lessonArgs(lesson)).then(
+        (interval) => {
+          if (lease) lease.intervalMs = Number(interval);
+        },
         // The local budget learnt it already.
-      }
+        () => undefined,
+      );
     },
-    peek(keyHash) {
-      if (!healthy()) return local.peek(keyHash);
-      const last = seen.get(keyHash);
-      return last ? { ratePerSec: last.ratePerSec, nextSlotAt: Math.max(last.nextSlotAt, now()) } : local.peek(keyHash);
+    rate(keyHash) {
+      const lease = healthy() ? leases.peek(keyHash) : undefined;
+      return lease ? 1_000 / lease.intervalMs : local.rate(keyHash);
+    },
+    nextSlotAt(keyHash) {
+      const lease = healthy() ? leases.peek(keyHash) : undefined;
+      return lease && lease.left > 0 ? Math.max(lease.next, now()) : local.nextSlotAt(keyHash);
     },
     async dispose() {
       if (redis.status === 'wait') redis.disconnect();

@@ -1,77 +1,73 @@
+/**
+ * One scheduler for every upstream request of every key. The path of a request:
+ *
+ *  1. `run(keyHash, send, hints)`: refused at once when the key was answered 401
+ *     a moment ago (`FAIL_FAST_MS`), when its queue is full, or when an urgent
+ *     request could not go within `maxQueueWaitMs` at the key's pace.
+ *  2. The fast path: a key with nothing waiting, room in flight and a free slot
+ *     in its budget sends at once, synchronously. Most polls of a key that keeps
+ *     up take it; it halved the per-poll CPU of 5,000 watched tasks (1.8x to
+ *     1.5x the bare undici loop, `npm run bench -- performance polls`).
+ *  3. Otherwise it waits in the key's lanes (request-lanes.ts): urgent (queries,
+ *     submits, cancels; their wait bounded by `maxQueueWaitMs`), then first reads,
+ *     then polls, stalest first; long-held submits (`waitSeconds`) in a lane of
+ *     their own.
+ *  4. `pump` sends the key's next request when three bounds allow it: the key's
+ *     in-flight limit (key-concurrency.ts: its pace × its latency, lowered when
+ *     the latency rises; long-held requests are counted apart, `HELD_PER_KEY`
+ *     per key and `HELD_SHARE` of the pool), the pool (`maxInFlight`: keys
+ *     waiting for room take turns, one request each, round robin), and a slot of
+ *     the key's budget (key-budget.ts, gcra.ts; Redis: redis-budget.ts), waited
+ *     for on a timer when it has not come.
+ *  5. The answer: it frees its place and samples the key's latency. A 429 teaches
+ *     the budget and the request waits its turn again (up to `MAX_ATTEMPTS`
+ *     sends); a 401 fails everything the key has waiting. Every
+ *     `LIMIT_WINDOW_MS` a busy key's limit follows its latency, and its pace
+ *     grows when the budget held it back.
+ */
 import { realScheduler } from '../lib/scheduler.ts';
 import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
-import { createLocalBudget } from './key-budget.ts';
+import { createLocalBudget, KEYS_KEPT } from './key-budget.ts';
+import { createKeyConcurrency, LIMIT_WINDOW_MS } from './key-concurrency.ts';
 import { createKeyStanding } from './key-standing.ts';
-import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';
-import type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import { createRequestLanes } from './request-lanes.ts';
+import type { KeyStats, RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import { createWaitingEntry, type Entry, type KeyState, newKeyState } from './scheduled-entry.ts';
 
 export type { RequestPriority } from './request-lanes.ts';
+export type { KeyStats, RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
 
-export type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
-
-/** Keys whose state is kept while idle; past this many known keys, an idle key is forgotten. */
-const IDLE_KEYS_KEPT = 1_000;
-
+/** How long a key the upstream answered 401 is refused without asking it again, ms. */
+export const FAIL_FAST_MS = 30_000;
+/** Sends of one request answered 429 before that 429 is the request's answer. */
+export const MAX_ATTEMPTS = 3;
+/** Long-held requests one key may have in flight. */
+export const HELD_PER_KEY = 8;
+/** Share of the pool long-held requests may take over all keys: the rest is always there for short ones. */
+export const HELD_SHARE = 0.25;
 /** A query, submit or cancel answered 429 is sent again only if its key's budget can send it within this, in ms. */
 const URGENT_RETRY_WITHIN_MS = 1_000;
 
-interface Entry {
-  send: (signal: AbortSignal) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  priority: RequestPriority;
-  lastReadAt: number;
-  seq: number;
-  queuedAt: number;
-  attempts: number;
-  timer: unknown;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** Sent or refused: out of the queue for good (until a 429 sends it back). */
-  settled: boolean;
-}
-
-interface KeyState {
-  hash: string;
-  waiting: RequestLanes<Entry>;
-  inFlight: number;
-  pumping: boolean;
-  /** Lessons learned so far: a slot reserved before the latest one is not used. */
-  lessons: number;
-  lastFasterAt: number;
-  wake: (() => void) | null;
-  timer: unknown;
-}
-
-/**
- * One scheduler for every upstream request of every key: per key, a budget
- * (the pace), a bound on requests in flight, and its lanes of waiting requests
- * (request-lanes.ts). A 429 teaches the budget and the request waits its
- * turn again; a 401 makes the key fail fast for `failFastMs`. A key the upstream
- * has not accepted yet sends one request at a time, so a burst with a bad key
- * costs one upstream request.
- */
 export function createRequestScheduler(options: RequestSchedulerOptions = {}): RequestScheduler {
   const {
-    maxInFlightPerKey = 8,
-    maxInFlight = 128,
+    maxInFlight = 512,
+    maxInFlightPerKey = maxInFlight,
     maxQueuedPerKey = 2_000,
     maxQueueWaitMs = 10_000, // 10 s
-    failFastMs = 30_000, // 30 s
-    maxAttempts = 3,
-    maxKeys = 10_000,
-    scheduler = realScheduler,
+    timers = realScheduler,
     now = Date.now,
     onSent,
     onThrottled,
     onFailFast,
   } = options;
   const budget = options.budget ?? createLocalBudget({ now });
+  const maxHeld = Math.max(1, Math.floor(maxInFlight * HELD_SHARE));
   const keys = new Map<string, KeyState>();
-  const standing = createKeyStanding({ failFastMs, maxKeys, now });
-  /** Keys waiting for a free slot under `maxInFlight`. */
+  const standing = createKeyStanding({ failFastMs: FAIL_FAST_MS, maxKeys: KEYS_KEPT, now });
+  /** Keys with a request that waits only for room in the pool, in turn order. */
   const blocked = new Set<KeyState>();
   let inFlight = 0;
+  let heldInFlight = 0;
   let seq = 0;
   let disposed = false;
   /**
@@ -81,162 +77,102 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
    * request would cost more than the rest of a poll's scheduling.
    */
   const shutdown = new AbortController();
-
-  const queued = (state: KeyState) => state.waiting.size;
+  const entries = createWaitingEntry({ timers, now, maxQueueWaitMs, onThrottled, forgetIfIdle });
 
   const failFastError = () =>
     new UnauthenticatedError(
-      `The upstream rejected this API key; it is refused here for ${Math.round(failFastMs / 1000)} s without asking the upstream again.`,
+      `The upstream rejected this API key; it is refused here for ${FAIL_FAST_MS / 1_000} s without asking the upstream again.`,
     );
 
   function stateOf(keyHash: string): KeyState {
     let state = keys.get(keyHash);
     if (!state) {
-      state = {
-        hash: keyHash,
-        waiting: createRequestLanes<Entry>(),
-        inFlight: 0,
-        pumping: false,
-        lessons: 0,
-        lastFasterAt: 0,
-        wake: null,
-        timer: null,
-      };
+      state = newKeyState(keyHash, createRequestLanes<Entry>(), createKeyConcurrency());
       keys.set(keyHash, state);
     }
     return state;
   }
 
   /**
-   * Forgets a key with nothing waiting or in flight, once more than `IDLE_KEYS_KEPT` keys are known:
+   * Forgets a key with nothing waiting or in flight, once more than `KEYS_KEPT` keys are known:
    * a busy key goes idle between most of its requests, and building its state again each time would
    * cost more than keeping it.
    */
   function forgetIfIdle(state: KeyState): void {
-    if (keys.size <= IDLE_KEYS_KEPT) return;
-    if (queued(state) === 0 && state.inFlight === 0 && !state.pumping && keys.get(state.hash) === state) keys.delete(state.hash);
-  }
-
-  function settle(entry: Entry): void {
-    entry.settled = true;
-    scheduler.clearTimeout(entry.timer);
-    entry.timer = null;
-    if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort);
-    entry.onAbort = undefined;
-  }
-
-  function armQueueTimer(state: KeyState, entry: Entry): void {
-    if (entry.priority !== 'urgent') return;
-    const leftMs = entry.queuedAt + maxQueueWaitMs - now();
-    entry.timer = scheduler.setTimeout(
-      () => {
-        if (!state.waiting.remove(entry)) return;
-        settle(entry);
-        onThrottled?.('queue_timeout');
-        entry.reject(
-          new QueueTimeoutError(
-            `The request waited ${maxQueueWaitMs} ms in the gateway's queue for this API key's upstream budget and was not sent.`,
-          ),
-        );
-        forgetIfIdle(state);
-      },
-      Math.max(0, leftMs),
-    );
+    if (keys.size <= KEYS_KEPT || state.waiting.size > 0 || state.inFlight + state.heldInFlight > 0 || state.sleeping) return;
+    if (keys.get(state.hash) === state) keys.delete(state.hash);
   }
 
   function failQueued(state: KeyState, error: () => Error, failingFast = true): void {
     for (const entry of state.waiting.drain()) {
-      settle(entry);
+      entries.settle(entry);
       if (failingFast) onFailFast?.();
       entry.reject(error());
     }
   }
 
-  const boundOf = (state: KeyState) => (standing.accepted(state.hash) ? maxInFlightPerKey : 1);
+  /** Whether the key has room for one more request of this kind: a key not accepted yet sends one at a time. */
+  function hasRoom(state: KeyState, held: boolean): boolean {
+    if (!standing.accepted(state.hash)) return state.inFlight + state.heldInFlight === 0;
+    if (held) return state.heldInFlight < HELD_PER_KEY && heldInFlight < maxHeld;
+    return state.inFlight < Math.min(maxInFlightPerKey, state.concurrency.limit);
+  }
 
-  /**
-   * Sends what the key's bounds and budget allow now. Synchronous while the budget answers at once
-   * with a slot that has come (a local budget, most of the time): a poll then costs no promise here.
-   */
-  function pump(state: KeyState): void {
-    if (state.pumping || disposed) return;
-    while (queued(state) > 0) {
-      if (standing.refused(state.hash)) {
-        failQueued(state, failFastError);
-        break;
-      }
-      if (state.inFlight >= boundOf(state)) break;
+  /** The key's next request its bounds allow: a long-held one competes with urgent ones in arrival order. */
+  function pick(state: KeyState): Entry | undefined {
+    const short = hasRoom(state, false) ? state.waiting.nextShort() : undefined;
+    const held = hasRoom(state, true) ? state.waiting.nextHeld() : undefined;
+    if (!held) return short;
+    return short && short.priority === 'urgent' && short.seq < held.seq ? short : held;
+  }
+
+  /** Sends up to `count` of the key's requests, as its bounds and budget allow now; waits on a timer for a slot to come. */
+  function pump(state: KeyState, count = Number.POSITIVE_INFINITY): void {
+    for (let sent = 0; sent < count && !state.sleeping && !disposed; sent++) {
+      if (standing.refused(state.hash)) return failQueued(state, failFastError);
+      const entry = pick(state);
+      if (!entry) break;
       if (inFlight >= maxInFlight) {
         blocked.add(state);
         break;
       }
-      const lessons = state.lessons;
-      let slot: number | Promise<number>;
-      try {
-        slot = budget.reserve(state.hash);
-      } catch {
-        slot = now();
-      }
-      if (typeof slot !== 'number' || slot > now()) {
-        state.pumping = true;
-        void waitForSlot(state, slot, lessons);
+      const slot = budget.reserve(state.hash);
+      if (slot > now()) {
+        state.paced = true;
+        sleepUntil(state, slot, state.lessons);
         return;
       }
-      dispatch(state, state.waiting.take()!);
+      state.waiting.take(entry);
+      dispatch(state, entry);
     }
     forgetIfIdle(state);
   }
 
-  /** Whether a request of the key may go now, ahead of nothing: the slot is then taken. */
-  function sendsNow(state: KeyState): boolean {
-    return (
-      !disposed &&
-      !state.pumping &&
-      queued(state) === 0 &&
-      state.inFlight < boundOf(state) &&
-      inFlight < maxInFlight &&
-      !standing.refused(state.hash) &&
-      budget.reserveNow?.(state.hash) === true
-    );
-  }
-
-  /** Waits for a slot Redis has yet to give, or one still to come, then sends the next request and pumps on. */
-  async function waitForSlot(state: KeyState, reserved: Promise<number> | number, lessons: number): Promise<void> {
-    try {
-      let slot: number;
-      try {
-        slot = await reserved;
-      } catch {
-        slot = now();
-      }
-      const waitMs = slot - now();
-      if (waitMs > 0) await sleep(state, waitMs);
+  /** Waits for a reserved slot, then sends the key's best request then (unless a 429 came meanwhile), and pumps on. */
+  function sleepUntil(state: KeyState, slot: number, lessons: number): void {
+    state.sleeping = true;
+    state.timer = timers.setTimeout(() => {
+      state.sleeping = false;
+      state.timer = null;
       // A 429 arrived meanwhile: the slot predates the pause it set; the next round takes a new one.
-      const entry = disposed || state.lessons !== lessons ? undefined : state.waiting.take();
-      if (entry) dispatch(state, entry);
-    } finally {
-      state.pumping = false;
-    }
-    pump(state);
-  }
-
-  function sleep(state: KeyState, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      state.wake = () => {
-        state.wake = null;
-        state.timer = null;
-        resolve();
-      };
-      state.timer = scheduler.setTimeout(() => state.wake?.(), ms);
-    });
+      const entry = disposed || state.lessons !== lessons ? undefined : pick(state);
+      if (entry && inFlight < maxInFlight) {
+        state.waiting.take(entry);
+        dispatch(state, entry);
+      }
+      pump(state);
+    }, slot - now());
   }
 
   function dispatch(state: KeyState, entry: Entry): void {
-    settle(entry);
-    state.inFlight += 1;
+    entries.settle(entry);
+    if (entry.held) {
+      state.heldInFlight += 1;
+      heldInFlight += 1;
+    } else state.inFlight += 1;
     inFlight += 1;
-    const at = now();
-    onSent?.(entry.priority, at - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? at - entry.lastReadAt : null);
+    const sentAt = now();
+    onSent?.(entry.priority, sentAt - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? sentAt - entry.lastReadAt : null);
     entry.attempts += 1;
     let sending: Promise<unknown>;
     try {
@@ -248,83 +184,75 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     sending.then(
       (value) => {
         standing.accept(state.hash);
-        if (queued(state) > 0 && now() - state.lastFasterAt >= 1_000) {
-          state.lastFasterAt = now();
-          void budget.learn(state.hash, { kind: 'faster' });
-        }
+        if (!entry.held) state.concurrency.sample(now() - sentAt);
         entry.resolve(value);
-        sent(state);
+        ended(state, entry);
       },
       (error: unknown) => {
-        if (!(error instanceof RateLimitedError && error.fromUpstream)) {
-          if (error instanceof UnauthenticatedError) {
-            standing.reject(state.hash);
-            entry.reject(error);
-            failQueued(state, failFastError);
-          } else entry.reject(error);
-          return sent(state);
-        }
-        void throttledByUpstream(state, entry, error).finally(() => sent(state));
+        if (error instanceof RateLimitedError && error.fromUpstream) {
+          throttledByUpstream(state, entry, error);
+        } else if (error instanceof UnauthenticatedError) {
+          standing.reject(state.hash);
+          entry.reject(error);
+          failQueued(state, failFastError);
+        } else entry.reject(error);
+        ended(state, entry);
       },
     );
   }
 
-  /** A request of the key ended: its place in flight goes to the next, of this key or of one waiting for room. */
-  function sent(state: KeyState): void {
-    state.inFlight -= 1;
+  /** A request ended: its place goes to the next, first to keys waiting for room in the pool, in turn. */
+  function ended(state: KeyState, entry: Entry): void {
+    if (entry.held) {
+      state.heldInFlight -= 1;
+      heldInFlight -= 1;
+    } else state.inFlight -= 1;
     inFlight -= 1;
-    // Keys that waited for room go first, in the order they began to wait: a key that keeps the
-    // total bound full cannot take every place it frees.
-    for (const waiting of blocked) {
-      if (inFlight >= maxInFlight) break;
-      blocked.delete(waiting);
-      pump(waiting);
+    const at = now();
+    if (at - state.windowAt >= LIMIT_WINDOW_MS) {
+      state.windowAt = at;
+      // Saturated: the budget held requests back this window and some still wait.
+      if (state.paced && state.waiting.size > 0) budget.learn(state.hash, { kind: 'faster' });
+      state.paced = false;
+      state.concurrency.update(budget.rate(state.hash));
+    }
+    for (let turns = blocked.size; turns > 0 && inFlight < maxInFlight; turns--) {
+      const next = blocked.values().next().value as KeyState;
+      blocked.delete(next);
+      pump(next, 1);
+      if (!blocked.has(next) && !next.sleeping && pick(next)) blocked.add(next);
     }
     pump(state);
-    forgetIfIdle(state);
   }
 
   /** The upstream answered 429: the budget learns, and the request waits its turn again unless its caller cannot wait. */
-  async function throttledByUpstream(state: KeyState, entry: Entry, error: RateLimitedError): Promise<void> {
+  function throttledByUpstream(state: KeyState, entry: Entry, error: RateLimitedError): void {
     state.lessons += 1;
     const resumeAt = error.retryAfterMs === null ? null : now() + error.retryAfterMs;
-    try {
-      await budget.learn(
-        state.hash,
-        error.quota
-          ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
-          : { kind: 'slower', resumeAt },
-      );
-    } catch {
-      // The budget keeps its own fallback; the pause is best effort.
-    }
+    budget.learn(
+      state.hash,
+      error.quota
+        ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
+        : { kind: 'slower', resumeAt },
+    );
     // Polls and first reads wait; a caller waiting for an answer gets the 429 unless it can go again soon.
     const soonMs = Math.min(URGENT_RETRY_WITHIN_MS, entry.queuedAt + maxQueueWaitMs - now());
-    const patient = entry.priority !== 'urgent' || budget.peek(state.hash).nextSlotAt - now() <= soonMs;
-    if (entry.attempts >= maxAttempts || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
+    const patient = entry.priority !== 'urgent' || budget.nextSlotAt(state.hash) - now() <= soonMs;
+    if (entry.attempts >= MAX_ATTEMPTS || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
     onThrottled?.('upstream_429');
     // The request was not served: it waits its turn again, at the front of its lane.
-    entry.settled = false;
-    state.waiting.add(entry, true);
-    watch(state, entry);
-    armQueueTimer(state, entry);
+    entries.wait(state, entry, true);
   }
 
-  /** A waiting request whose signal aborts leaves the queue at once, rejected with the signal's reason. */
-  function watch(state: KeyState, entry: Entry): void {
-    if (!entry.signal) return;
-    entry.onAbort = () => {
-      if (!state.waiting.remove(entry)) return;
-      settle(entry);
-      entry.reject(entry.signal!.reason);
-      forgetIfIdle(state);
-    };
-    entry.signal.addEventListener('abort', entry.onAbort, { once: true });
+  function refuse(state: KeyState, reason: 'queue_full' | 'budget', error: Error): Promise<never> {
+    onThrottled?.(reason);
+    forgetIfIdle(state);
+    return Promise.reject(error);
   }
 
   return {
     run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
-      const { priority = 'urgent', lastReadAt = 0, signal, onQueued } = hints;
+      const { priority = 'urgent', held = false, lastReadAt = 0, signal, onQueued } = hints;
       if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
       if (signal?.aborted) return Promise.reject(signal.reason);
       if (standing.refused(keyHash)) {
@@ -332,32 +260,16 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         return Promise.reject(failFastError());
       }
       const state = stateOf(keyHash);
-      if (queued(state) >= maxQueuedPerKey) {
-        onThrottled?.('queue_full');
-        forgetIfIdle(state);
-        return Promise.reject(
-          new RateLimitedError(
-            `This API key already has ${maxQueuedPerKey} upstream requests waiting in the gateway; retry later.`,
-            null,
-            null,
-            false,
-          ),
-        );
+      if (state.waiting.size >= maxQueuedPerKey) {
+        const message = `This API key already has ${maxQueuedPerKey} upstream requests waiting in the gateway; retry later.`;
+        return refuse(state, 'queue_full', new RateLimitedError(message, null, null, false));
       }
       if (priority === 'urgent') {
-        const { ratePerSec, nextSlotAt } = budget.peek(keyHash);
-        const expectedMs = Math.max(0, nextSlotAt - now()) + (state.waiting.urgent * 1_000) / ratePerSec;
+        const waiting = held ? state.waiting.held : state.waiting.urgent;
+        const expectedMs = Math.max(0, budget.nextSlotAt(keyHash) - now()) + (waiting * 1_000) / budget.rate(keyHash);
         if (expectedMs > maxQueueWaitMs) {
-          onThrottled?.('budget');
-          forgetIfIdle(state);
-          return Promise.reject(
-            new RateLimitedError(
-              `The upstream budget of this API key is spent for now: the request would wait about ${Math.ceil(expectedMs / 1000)} s in the gateway before it could be sent.`,
-              Math.ceil(expectedMs),
-              null,
-              false,
-            ),
-          );
+          const message = `The upstream budget of this API key is spent for now: the request would wait about ${Math.ceil(expectedMs / 1000)} s in the gateway before it could be sent.`;
+          return refuse(state, 'budget', new RateLimitedError(message, Math.ceil(expectedMs), null, false));
         }
       }
       return new Promise<T>((resolve, reject) => {
@@ -366,6 +278,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           resolve: resolve as (value: unknown) => void,
           reject,
           priority,
+          held,
           lastReadAt,
           seq: seq++,
           queuedAt: now(),
@@ -375,30 +288,49 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
           onAbort: undefined,
           settled: false,
         };
-        // The common case: nothing of the key waits and it may send now; the request goes at once.
-        if (sendsNow(state)) return dispatch(state, entry);
+        // The fast path (see the top of this file): nothing of the key waits, and it may send now.
+        if (!disposed && !state.sleeping && state.waiting.size === 0 && blocked.size === 0 && inFlight < maxInFlight) {
+          if (hasRoom(state, held) && budget.reserveNow(keyHash)) return dispatch(state, entry);
+        }
         state.waiting.add(entry);
         pump(state);
         // Sent at once, or refused: nothing more. Else it waits: its caller's signal and its deadline now count.
         if (entry.attempts > 0 || entry.settled) return;
-        watch(state, entry);
-        armQueueTimer(state, entry);
+        entries.watch(state, entry);
         onQueued?.(() => state.waiting.promote(entry));
       });
     },
 
     stats() {
       let waiting = 0;
-      for (const state of keys.values()) waiting += queued(state);
+      for (const state of keys.values()) waiting += state.waiting.size;
       return { queued: waiting, inFlight, keys: keys.size };
+    },
+
+    busiest(count) {
+      const busy: KeyState[] = [];
+      for (const state of keys.values()) if (state.inFlight + state.heldInFlight + state.waiting.size > 0) busy.push(state);
+      const load = (state: KeyState) => state.inFlight + state.heldInFlight + state.waiting.size;
+      return busy
+        .sort((a, b) => load(b) - load(a))
+        .slice(0, count)
+        .map(
+          (state): KeyStats => ({
+            key: state.hash.slice(0, 8),
+            limit: Math.min(maxInFlightPerKey, state.concurrency.limit),
+            ratePerSec: budget.rate(state.hash),
+            latencyMs: state.concurrency.latencyMs,
+            inFlight: state.inFlight + state.heldInFlight,
+            queued: state.waiting.size,
+          }),
+        );
     },
 
     dispose() {
       disposed = true;
       for (const state of keys.values()) {
-        scheduler.clearTimeout(state.timer);
+        timers.clearTimeout(state.timer);
         failQueued(state, () => new QueueTimeoutError('The gateway is shutting down.'), false);
-        state.wake?.();
       }
       blocked.clear();
       shutdown.abort(new QueueTimeoutError('The gateway is shutting down.'));

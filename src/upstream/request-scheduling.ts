@@ -12,6 +12,8 @@ import type { RequestPriority } from './request-lanes.ts';
 export interface ScheduleHints {
   /** Default `urgent`. */
   priority?: RequestPriority;
+  /** The upstream holds it long (a submit with `waitSeconds`): counted apart from short requests. Default false. */
+  held?: boolean;
   /** When the task was last read (ms, by the scheduler's clock; 0: never). Polls read longest ago go first. */
   lastReadAt?: number;
   /**
@@ -24,21 +26,17 @@ export interface ScheduleHints {
 export interface RequestSchedulerOptions {
   /** The pace of each key. Default: a per-process `createLocalBudget()`. */
   budget?: KeyBudget;
-  /** Requests of one key in flight at once (`MAX_UPSTREAM_IN_FLIGHT_PER_KEY`). Default 8. */
-  maxInFlightPerKey?: number;
-  /** Requests in flight over all keys; keep the client's pool at least this large. Default 128. */
+  /** Requests in flight over all keys (`MAX_UPSTREAM_IN_FLIGHT`); keep the client's pool at least this large. Default 512. */
   maxInFlight?: number;
+  /** An upper bound on one key's short requests in flight (`MAX_UPSTREAM_IN_FLIGHT_PER_KEY`). Default: `maxInFlight`. */
+  maxInFlightPerKey?: number;
   /** Requests of one key waiting; past it a request is refused with `RATE_LIMITED`. Default 2 000. */
   maxQueuedPerKey?: number;
   /** Longest wait in the queue of an `urgent` request before it fails with `TIMEOUT` unsent. Default 10 000 ms. */
   maxQueueWaitMs?: number;
-  /** How long a key the upstream answered 401 is refused without asking it again. Default 30 000 ms. */
-  failFastMs?: number;
-  /** Sends of one request that the upstream answered 429 before that 429 is the request's answer. Default 3. */
-  maxAttempts?: number;
-  /** Key hashes remembered as accepted or rejected by the upstream. Default 10 000. */
-  maxKeys?: number;
-  scheduler?: Scheduler;
+  /** Timers for pacing and queue deadlines. Default: Node's. */
+  timers?: Scheduler;
+  /** Clock in ms. Default `Date.now`. */
   now?: () => number;
   /** Told of each request sent: its priority, ms it waited here, and for polls ms since the task's last read. */
   onSent?: (priority: RequestPriority, waitedMs: number, sinceLastReadMs: number | null) => void;
@@ -48,10 +46,26 @@ export interface RequestSchedulerOptions {
   onFailFast?: () => void;
 }
 
+/** What the scheduler knows of one busy key, for metrics: the key appears only as a prefix of its hash. */
+export interface KeyStats {
+  /** The first 8 hex digits of the key's hash. */
+  key: string;
+  /** Short requests the key may have in flight now. */
+  limit: number;
+  /** Its pace, requests/s. */
+  ratePerSec: number;
+  /** Average upstream latency of its short requests, ms (0: none answered yet). */
+  latencyMs: number;
+  inFlight: number;
+  queued: number;
+}
+
 export interface RequestScheduler {
-  /** Runs `send` when the key's budget, its in-flight bound and the priorities allow; settles with its outcome. */
+  /** Runs `send` when the key's budget, its in-flight bounds and the priorities allow; settles with its outcome. */
   run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
   stats(): { queued: number; inFlight: number; keys: number };
+  /** The busiest keys (most in flight and waiting), at most `count`. */
+  busiest(count: number): KeyStats[];
   /** Fails every waiting request, aborts those in flight, and stops every timer. */
   dispose(): void;
 }

@@ -22,6 +22,8 @@ export function createScheduledClient(client: TasksClient, scheduler: RequestSch
       return scheduler.run(credential.hash, (signal) => client.submitTask(request, credential, { signal }), {
         signal: options.signal,
         priority: 'urgent',
+        // The upstream holds a submit that waits for the task's end: counted apart from short requests.
+        held: (request.waitSeconds ?? 0) > 0,
       });
     },
     async cancelTask(id, credential, options = {}) {

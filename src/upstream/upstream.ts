@@ -8,8 +8,8 @@ import { createRequestScheduler, type RequestScheduler } from './request-schedul
 import { createScheduledClient } from './scheduled-client.ts';
 import { createTasksClient, type TasksClient } from './tasks-client.ts';
 
-/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
-export const MAX_UPSTREAM_IN_FLIGHT = 128;
+/** Requests a key may have waiting beyond one per poll loop: its queries, submits and cancels. */
+const QUEUE_ROOM_OVER_LOOPS = 1_000;
 
 export interface UpstreamOptions {
   config: Config;
@@ -20,7 +20,7 @@ export interface UpstreamOptions {
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
   /** Timers of the request scheduler. Default: Node's. */
-  scheduler?: Scheduler;
+  timers?: Scheduler;
 }
 
 /** The gateway's way to the upstream: the client, and the per-key scheduler every request of a key goes through. */
@@ -40,12 +40,13 @@ export interface Upstream {
 
 /** Builds the upstream client, the keys' budget (in memory, or shared through Redis) and the request scheduler. */
 export function createUpstream(options: UpstreamOptions): Upstream {
-  const { config, upstreamUrl, metrics, logger, now = Date.now, scheduler } = options;
+  const { config, upstreamUrl, metrics, logger, now = Date.now, timers } = options;
   let droppedUrlLogged = false;
   const client = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
+    // As many connections as requests may be in flight: a sent request never waits for one.
+    maxConnections: config.maxUpstreamInFlight,
     now,
     onRequest: metrics.upstreamRequest,
     onDroppedUrl: (taskId, scheme) => {
@@ -64,12 +65,12 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const budget = sharedBudget ?? createLocalBudget({ now, ...rules });
   const requestScheduler = createRequestScheduler({
     budget,
-    maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
-    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
-    maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
+    maxInFlight: config.maxUpstreamInFlight,
+    maxInFlightPerKey: config.maxUpstreamInFlightPerKey ?? config.maxUpstreamInFlight,
+    maxQueuedPerKey: config.maxLoopsPerKey + QUEUE_ROOM_OVER_LOOPS,
     maxQueueWaitMs: config.upstreamQueueTimeoutMs,
     now,
-    scheduler,
+    timers,
     onSent: (priority, waitedMs, sinceLastReadMs) =>
       metrics.upstreamSent(priority, waitedMs / 1000, sinceLastReadMs === null ? null : sinceLastReadMs / 1000),
     onThrottled: metrics.throttled,

@@ -293,7 +293,7 @@ describe('the shared task poller', () => {
   });
 
   it('bounds the upstream requests in flight over all loops (through the request scheduler)', async () => {
-    const requests = createRequestScheduler({ maxInFlight: 3, now: clock.now, scheduler });
+    const requests = createRequestScheduler({ maxInFlight: 3, now: clock.now, timers: scheduler });
     const bounded = createTaskPoller({ client: createScheduledClient(client, requests), now: clock.now, scheduler });
     // Keys the upstream has not accepted yet send one at a time: use three keys.
     track(() => bounded.dispose());
@@ -312,7 +312,7 @@ describe('the shared task poller', () => {
   it("sends a webhook's re-read and a new watcher's first read ahead of the key's waiting polls", async () => {
     // One request a second for five watched tasks polled every 2 s: polls wait in the key's queue.
     const budget = createLocalBudget({ now: clock.now, initialRatePerSec: 1, maxRatePerSec: 1, burstMs: 0 });
-    const requests = createRequestScheduler({ budget, now: clock.now, scheduler });
+    const requests = createRequestScheduler({ budget, now: clock.now, timers: scheduler });
     const paced = createTaskPoller({
       client: createScheduledClient(client, requests),
       now: clock.now,

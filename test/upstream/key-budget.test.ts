@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyLesson, createLocalBudget, freshState, reserveSlot, resolveRules } from '../../src/upstream/key-budget.ts';
+import { applyLesson, createLocalBudget, freshState, KEYS_KEPT, reserveSlots, resolveRules } from '../../src/upstream/key-budget.ts';
 import { createKeyStanding } from '../../src/upstream/key-standing.ts';
 import { createManualClock } from '../helpers/clock.ts';
 
@@ -8,7 +8,7 @@ describe('the budget of a key', () => {
 
   it('lets a key never refused burst 0.2 s of its pace, then paces it', () => {
     const state = freshState(rules);
-    const slots = Array.from({ length: 14 }, () => reserveSlot(state, 1_000));
+    const slots = Array.from({ length: 14 }, () => reserveSlots(state, 1_000));
     // 50/s: 20 ms apart, 200 ms of tolerance: the first 11 at once.
     expect(slots.slice(0, 11)).toEqual(Array(11).fill(1_000));
     expect(slots.slice(11)).toEqual([1_020, 1_040, 1_060]);
@@ -18,7 +18,7 @@ describe('the budget of a key', () => {
     const state = freshState(rules);
     applyLesson(state, { kind: 'quota', ratePerSec: 10, resumeAt: 5_000 }, 1_000, rules);
     expect(state.intervalMs).toBeCloseTo(1_000 / 9.5);
-    expect([reserveSlot(state, 1_000), reserveSlot(state, 1_000)]).toEqual([5_000, 5_000 + 1_000 / 9.5]);
+    expect([reserveSlots(state, 1_000), reserveSlots(state, 1_000)]).toEqual([5_000, 5_000 + 1_000 / 9.5]);
     // Growing while saturated never passes what the quota taught.
     for (let i = 0; i < 10; i++) applyLesson(state, { kind: 'faster' }, 2_000 + i * 1_000, rules);
     expect(state.intervalMs).toBeCloseTo(1_000 / 9.5);
@@ -41,11 +41,32 @@ describe('the budget of a key', () => {
     expect(1_000 / state.intervalMs).toBeCloseTo(5);
   });
 
-  it('remembers at most maxKeys keys, the least recently used forgotten first', () => {
+  it('doubles the pace each second a key that never met a 429 is saturated, up to its ceiling; the first 429 ends it', () => {
+    const ceiling = resolveRules({ maxRatePerSec: 300 });
+    const state = freshState(ceiling);
+    applyLesson(state, { kind: 'faster' }, 1_000, ceiling);
+    expect(1_000 / state.intervalMs).toBeCloseTo(100);
+    applyLesson(state, { kind: 'faster' }, 2_000, ceiling);
+    expect(1_000 / state.intervalMs).toBeCloseTo(200);
+    // Growth follows the time saturated: half a second is a factor of the square root of 2.
+    applyLesson(state, { kind: 'faster' }, 2_500, ceiling);
+    expect(1_000 / state.intervalMs).toBeCloseTo(200 * Math.SQRT2);
+    applyLesson(state, { kind: 'faster' }, 3_500, ceiling);
+    expect(1_000 / state.intervalMs).toBeCloseTo(300);
+    // A bare 429 halves it, and from then on it grows by 1/s each second.
+    applyLesson(state, { kind: 'slower', resumeAt: null }, 4_000, ceiling);
+    applyLesson(state, { kind: 'faster' }, 5_000, ceiling);
+    expect(1_000 / state.intervalMs).toBeCloseTo(151);
+  });
+
+  it('remembers at most KEYS_KEPT keys, the least recently used forgotten first', () => {
     const clock = createManualClock();
-    const budget = createLocalBudget({ now: clock.now, maxKeys: 3 });
-    for (let i = 0; i < 10; i++) budget.reserve(`hash-${i}`);
-    expect(budget.size).toBe(3);
+    const budget = createLocalBudget({ now: clock.now });
+    for (let i = 0; i < KEYS_KEPT + 10; i++) budget.reserve(`hash-${i}`);
+    expect(budget.size).toBe(KEYS_KEPT);
+    // The first ten are the ones forgotten: a fresh key reserves at once, a remembered one was charged a slot.
+    budget.reserve('hash-10');
+    expect(budget.nextSlotAt('hash-10')).toBe(clock.now());
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLocalBudget } from '../../src/upstream/key-budget.ts';
+import { createLocalBudget, KEYS_KEPT } from '../../src/upstream/key-budget.ts';
 import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
 import { createManualClock, createManualScheduler } from '../helpers/clock.ts';
 import { track } from '../helpers/leftovers.ts';
@@ -16,7 +16,7 @@ function scheduling(bounds: { maxInFlightPerKey: number; maxInFlight: number }) 
     ...bounds,
     budget: createLocalBudget({ now: clock.now, initialRatePerSec: 1_000, maxRatePerSec: 1_000 }),
     now: clock.now,
-    scheduler: createManualScheduler(clock),
+    timers: createManualScheduler(clock),
   });
   track(async () => requests.dispose());
   const sent: string[] = [];
@@ -66,9 +66,9 @@ describe('the request scheduler under its bounds', () => {
     expect(requests.stats().inFlight).toBe(0);
   });
 
-  it('forgets idle keys past 1,000 known ones, however many keys clients bring', async () => {
+  it('forgets idle keys past KEYS_KEPT known ones, however many keys clients bring', async () => {
     const { requests } = scheduling({ maxInFlightPerKey: 8, maxInFlight: 128 });
-    for (let i = 0; i < 5_000; i++) await requests.run(`key-${i}`, async () => 'answered');
-    expect(requests.stats().keys).toBeLessThanOrEqual(1_001);
+    for (let i = 0; i < KEYS_KEPT + 2_000; i++) await requests.run(`key-${i}`, async () => 'answered');
+    expect(requests.stats().keys).toBeLessThanOrEqual(KEYS_KEPT + 1);
   });
 });

@@ -54,7 +54,12 @@ describe('the per-key request scheduler', () => {
   });
 
   function start(options: RequestSchedulerOptions = {}, budget?: KeyBudget) {
-    requests = createRequestScheduler({ budget: budget ?? createLocalBudget({ now: clock.now }), now: clock.now, scheduler, ...options });
+    requests = createRequestScheduler({
+      budget: budget ?? createLocalBudget({ now: clock.now }),
+      now: clock.now,
+      timers: scheduler,
+      ...options,
+    });
     client = createScheduledClient(raw, requests);
   }
 
