@@ -12,15 +12,13 @@ export const KEYS_KEPT = 10_000;
  * when Redis is away or late, so that no request waits on Redis.
  */
 export interface KeyBudget {
-  /** Reserves the key's next send slot: the instant (ms, by the budget's clock) at which one request may go. */
-  reserve(keyHash: string): number;
-  /** Takes the key's slot only if one is free now: true when taken. */
+  /** Takes the key's slot if one is free now: true when taken; else ask again at `nextSlotAt`. */
   reserveNow(keyHash: string): boolean;
   /** Applies what an answer taught. */
   learn(keyHash: string, lesson: BudgetLesson): void;
   /** The key's pace now, requests/s. */
   rate(keyHash: string): number;
-  /** The key's next free slot (ms, never before now). */
+  /** When to ask `reserveNow` again, ms (never before now): the key's next free slot, as far as is known here. */
   nextSlotAt(keyHash: string): number;
   /** Connects what the budget needs (Redis); nothing connects before. */
   start(): void;
@@ -61,7 +59,6 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
   const known = (keyHash: string) => states.get(keyHash) ?? freshState(rules);
 
   return {
-    reserve: (keyHash) => reserveSlots(stateOf(keyHash), now()),
     reserveNow(keyHash) {
       const state = stateOf(keyHash);
       const at = now();

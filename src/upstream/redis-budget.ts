@@ -21,6 +21,12 @@ const MAX_LEASE_MS = 2_000;
 const LEASE_ROUND_TRIPS = 3;
 /** Weight of the newest Redis round trip in its running average. */
 const RTT_WEIGHT = 0.2;
+/**
+ * A lease asked for and not answered within this many round trips (and at least `MIN_LATE_MS`)
+ * is late: the replica spends its local budget until it comes.
+ */
+const LATE_ROUND_TRIPS = 2;
+const MIN_LATE_MS = 50;
 
 /** What a replica holds of one key's budget: slots leased from Redis, spent here one interval apart. */
 interface Lease {
@@ -29,8 +35,8 @@ interface Lease {
   intervalMs: number;
   /** Leased slots not yet spent. */
   left: number;
-  /** A lease request to Redis is under way. */
-  asking: boolean;
+  /** When the lease request under way was sent (ms by the budget's clock); null: none is. */
+  askedAt: number | null;
 }
 
 interface BudgetCommands {
@@ -76,7 +82,7 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
   function leaseOf(keyHash: string): Lease {
     let lease = leases.peek(keyHash);
     if (!lease) {
-      lease = { next: 0, intervalMs: 1_000 / local.rate(keyHash), left: 0, asking: false };
+      lease = { next: 0, intervalMs: 1_000 / local.rate(keyHash), left: 0, askedAt: null };
       leases.set(keyHash, lease);
     }
     return lease;
@@ -84,58 +90,54 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
 
   /** Asks Redis for the next slice once less than a round trip (and a bit) of the current one is left. */
   function topUp(keyHash: string, lease: Lease, at: number): void {
-    if (lease.asking || !healthy()) return;
+    if (lease.askedAt !== null) return;
     const leftMs = lease.left > 0 ? lease.next - at + lease.left * lease.intervalMs : 0;
     if (leftMs > 1.5 * rttMs + MIN_LEASE_MS / 2) return;
-    lease.asking = true;
+    lease.askedAt = at;
     const durationMs = Math.min(MAX_LEASE_MS, Math.max(MIN_LEASE_MS, LEASE_ROUND_TRIPS * rttMs));
-    const askedAt = performance.now();
+    const sentAt = performance.now();
     scripts.budgetReserve(keyOf(keyHash), at, ...scriptRules, durationMs).then(
       ([slot, interval, count]) => {
-        rttMs += (performance.now() - askedAt - rttMs) * RTT_WEIGHT;
-        lease.asking = false;
-        // The slots of a new slice follow those left of the previous one: Redis reserved them after.
+        rttMs += (performance.now() - sentAt - rttMs) * RTT_WEIGHT;
+        lease.askedAt = null;
+        // A new slice's slots follow what is left of the previous one: Redis reserved them after.
         if (lease.left === 0) lease.next = Number(slot);
         lease.intervalMs = Number(interval);
         lease.left += Number(count);
       },
       () => {
-        lease.asking = false;
+        lease.askedAt = null;
       },
     );
   }
 
-  /** Takes the next leased slot if there is one (and it has come, when `onlyNow`); else null. */
-  function spend(keyHash: string, onlyNow: boolean): number | null {
-    const at = now();
-    const lease = leaseOf(keyHash);
-    // Slots that passed unspent are gone: spending them late would be a burst the fleet did not plan.
-    if (lease.left > 0 && lease.next < at - MAX_LEASE_MS) lease.left = 0;
-    topUp(keyHash, lease, at);
-    if (lease.left === 0 || (onlyNow && lease.next > at)) return null;
-    const slot = lease.next;
-    lease.next += lease.intervalMs;
-    lease.left -= 1;
-    return slot;
+  /**
+   * Whether the local budget spends for the key now: it holds no lease and asks for none (an idle
+   * key: its first request does not wait for Redis), or its lease ran out and the next one is late.
+   */
+  function spendsLocally(lease: Lease, at: number): boolean {
+    return lease.left === 0 && (lease.askedAt === null || at - lease.askedAt >= lateMs());
   }
+  const lateMs = () => Math.max(MIN_LATE_MS, LATE_ROUND_TRIPS * rttMs);
 
   return {
     healthy,
     start() {
       redis.connect().catch(() => undefined);
     },
-    reserve(keyHash) {
-      if (!healthy()) return local.reserve(keyHash);
-      const slot = spend(keyHash, false);
-      if (slot !== null) return Math.max(slot, now());
-      return local.reserve(keyHash);
-    },
     reserveNow(keyHash) {
       if (!healthy()) return local.reserveNow(keyHash);
-      if (spend(keyHash, true) !== null) return true;
-      // No slice yet, or it ran out: the local budget keeps the key going meanwhile.
-      const lease = leases.peek(keyHash);
-      return lease !== undefined && lease.left > 0 ? false : local.reserveNow(keyHash);
+      const at = now();
+      const lease = leaseOf(keyHash);
+      // Slots that passed unspent are gone: spending them late would be a burst the fleet did not plan.
+      if (lease.left > 0 && lease.next < at - MAX_LEASE_MS) lease.left = 0;
+      const locally = spendsLocally(lease, at);
+      topUp(keyHash, lease, at);
+      if (locally) return local.reserveNow(keyHash);
+      if (lease.left === 0 || lease.next > at) return false;
+      lease.next += lease.intervalMs;
+      lease.left -= 1;
+      return true;
     },
     learn(keyHash, lesson: BudgetLesson) {
       local.learn(keyHash, lesson);
@@ -156,8 +158,11 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
       return lease ? 1_000 / lease.intervalMs : local.rate(keyHash);
     },
     nextSlotAt(keyHash) {
+      const at = now();
       const lease = healthy() ? leases.peek(keyHash) : undefined;
-      return lease && lease.left > 0 ? Math.max(lease.next, now()) : local.nextSlotAt(keyHash);
+      if (!lease || spendsLocally(lease, at)) return local.nextSlotAt(keyHash);
+      // Waiting for a lease: ask again when it is due, or late.
+      return Math.max(at, lease.left > 0 ? lease.next : (lease.askedAt ?? at) + lateMs());
     },
     async dispose() {
       if (redis.status === 'wait') redis.disconnect();

@@ -1,38 +1,43 @@
 /**
  * One scheduler for every upstream request of every key. The path of a request:
- *
- *  1. `run(keyHash, send, hints)`: refused at once when the key was answered 401
- *     a moment ago (`FAIL_FAST_MS`), when its queue is full, or when an urgent
- *     request could not go within `maxQueueWaitMs` at the key's pace.
- *  2. The fast path: a key with nothing waiting, room in flight and a free slot
- *     in its budget sends at once, synchronously. Most polls of a key that keeps
- *     up take it; it halved the per-poll CPU of 5,000 watched tasks (1.8x to
- *     1.5x the bare undici loop, `npm run bench -- performance polls`).
- *  3. Otherwise it waits in the key's lanes (request-lanes.ts): urgent (queries,
- *     submits, cancels; their wait bounded by `maxQueueWaitMs`), then first reads,
- *     then polls, stalest first; long-held submits (`waitSeconds`) in a lane of
- *     their own.
- *  4. `pump` sends the key's next request when three bounds allow it: the key's
- *     in-flight limit (key-concurrency.ts: its pace × its latency, lowered when
- *     the latency rises; long-held requests are counted apart, `HELD_PER_KEY`
- *     per key and `HELD_SHARE` of the pool), the pool (`maxInFlight`: keys
- *     waiting for room take turns, one request each, round robin), and a slot of
- *     the key's budget (key-budget.ts, gcra.ts; Redis: redis-budget.ts), waited
- *     for on a timer when it has not come.
- *  5. The answer: it frees its place and samples the key's latency. A 429 teaches
- *     the budget and the request waits its turn again (up to `MAX_ATTEMPTS`
- *     sends); a 401 fails everything the key has waiting. Every
- *     `LIMIT_WINDOW_MS` a busy key's limit follows its latency, and its pace
- *     grows when the budget held it back.
+ *  1. `run(keyHash, send, hints)`: refused at once when the key was answered 401 a moment
+ *     ago (`FAIL_FAST_MS`), when its queue is full, or when an urgent request could not go
+ *     within `maxQueueWaitMs` at the key's pace.
+ *  2. The fast path: a key with nothing waiting, room in flight and a free slot in its budget
+ *     sends at once, synchronously. Most polls of a key that keeps up take it; it took the
+ *     per-poll CPU of 5,000 watched tasks from 1.8x to 1.5x the bare undici loop
+ *     (`npm run bench -- performance polls`).
+ *  3. Otherwise it waits in the key's lanes (request-lanes.ts): urgent (queries, submits,
+ *     cancels; their wait bounded by `maxQueueWaitMs`), then first reads, then polls, stalest
+ *     first; long-held submits (`waitSeconds`) in a lane of their own.
+ *  4. `pump` sends the key's next request when three bounds allow: the key's in-flight limit
+ *     (key-concurrency.ts: pace × latency, lowered when the latency rises; long-held requests
+ *     counted apart, `HELD_PER_KEY` per key and `HELD_SHARE` of the pool), the pool
+ *     (`maxInFlight`; keys waiting for room take turns, one request each), and a slot of the
+ *     key's budget (key-budget.ts, gcra.ts, redis-budget.ts), waited for on a timer.
+ *  5. The answer frees its place and samples the key's latency. A 429 teaches the budget and
+ *     the request waits its turn again (at most `MAX_ATTEMPTS` sends); a 401 fails what the
+ *     key has waiting. Every `LIMIT_WINDOW_MS` a busy key's limit follows its latency, and its
+ *     pace grows if the budget held it back.
  */
 import { realScheduler } from '../lib/scheduler.ts';
 import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget, KEYS_KEPT } from './key-budget.ts';
-import { createKeyConcurrency, LIMIT_WINDOW_MS } from './key-concurrency.ts';
+import { LIMIT_WINDOW_MS } from './key-concurrency.ts';
 import { createKeyStanding } from './key-standing.ts';
-import { createRequestLanes } from './request-lanes.ts';
-import type { KeyStats, RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
-import { createWaitingEntry, type Entry, type KeyState, newKeyState } from './scheduled-entry.ts';
+import type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import {
+  budgetSpentError,
+  busiestKeys,
+  createWaitingEntry,
+  type Entry,
+  type KeyState,
+  keyRefusedError,
+  lessonOf,
+  newEntry,
+  newKeyState,
+  queueFullError,
+} from './scheduler-state.ts';
 
 export type { RequestPriority } from './request-lanes.ts';
 export type { KeyStats, RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
@@ -71,26 +76,30 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   let seq = 0;
   let disposed = false;
   /**
-   * Aborts every request in flight that came without a signal of its own when the scheduler is
-   * disposed. One with a signal is its owner's to abort (a poll loop stops before; a waiting submit
-   * follows the gateway's stopping signal): combining the two with AbortSignal.any() on every
-   * request would cost more than the rest of a poll's scheduling.
+   * Aborts, at disposal, requests in flight that came without a signal. One with a signal is its owner's
+   * to abort: AbortSignal.any() on every request would cost more than the rest of a poll's scheduling.
    */
   const shutdown = new AbortController();
-  const entries = createWaitingEntry({ timers, now, maxQueueWaitMs, onThrottled, forgetIfIdle });
+  const entries = createWaitingEntry({ timers, now, maxQueueWaitMs, onThrottled, onFailFast, forgetIfIdle });
 
-  const failFastError = () =>
-    new UnauthenticatedError(
-      `The upstream rejected this API key; it is refused here for ${FAIL_FAST_MS / 1_000} s without asking the upstream again.`,
-    );
+  const failFastError = () => keyRefusedError(FAIL_FAST_MS);
 
   function stateOf(keyHash: string): KeyState {
     let state = keys.get(keyHash);
     if (!state) {
-      state = newKeyState(keyHash, createRequestLanes<Entry>(), createKeyConcurrency());
+      state = newKeyState(keyHash);
       keys.set(keyHash, state);
     }
     return state;
+  }
+
+  /** Counts a request into (+1) or out of (-1) flight, short or long-held. */
+  function count(state: KeyState, entry: Entry, delta: 1 | -1): void {
+    if (entry.held) {
+      state.heldInFlight += delta;
+      heldInFlight += delta;
+    } else state.inFlight += delta;
+    inFlight += delta;
   }
 
   /**
@@ -101,14 +110,6 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   function forgetIfIdle(state: KeyState): void {
     if (keys.size <= KEYS_KEPT || state.waiting.size > 0 || state.inFlight + state.heldInFlight > 0 || state.sleeping) return;
     if (keys.get(state.hash) === state) keys.delete(state.hash);
-  }
-
-  function failQueued(state: KeyState, error: () => Error, failingFast = true): void {
-    for (const entry of state.waiting.drain()) {
-      entries.settle(entry);
-      if (failingFast) onFailFast?.();
-      entry.reject(error());
-    }
   }
 
   /** Whether the key has room for one more request of this kind: a key not accepted yet sends one at a time. */
@@ -126,20 +127,22 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     return short && short.priority === 'urgent' && short.seq < held.seq ? short : held;
   }
 
-  /** Sends up to `count` of the key's requests, as its bounds and budget allow now; waits on a timer for a slot to come. */
-  function pump(state: KeyState, count = Number.POSITIVE_INFINITY): void {
-    for (let sent = 0; sent < count && !state.sleeping && !disposed; sent++) {
-      if (standing.refused(state.hash)) return failQueued(state, failFastError);
+  /** Sends up to `most` of the key's requests, as its bounds and budget allow now; waits on a timer for a slot to come. */
+  function pump(state: KeyState, most = Number.POSITIVE_INFINITY): void {
+    for (let sent = 0; sent < most && !state.sleeping && !disposed; sent++) {
+      if (standing.refused(state.hash)) {
+        entries.failAll(state, failFastError);
+        return;
+      }
       const entry = pick(state);
       if (!entry) break;
       if (inFlight >= maxInFlight) {
         blocked.add(state);
         break;
       }
-      const slot = budget.reserve(state.hash);
-      if (slot > now()) {
+      if (!budget.reserveNow(state.hash)) {
         state.paced = true;
-        sleepUntil(state, slot, state.lessons);
+        sleepUntil(state, budget.nextSlotAt(state.hash));
         return;
       }
       state.waiting.take(entry);
@@ -148,29 +151,19 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     forgetIfIdle(state);
   }
 
-  /** Waits for a reserved slot, then sends the key's best request then (unless a 429 came meanwhile), and pumps on. */
-  function sleepUntil(state: KeyState, slot: number, lessons: number): void {
+  /** Waits until the key's budget expects a free slot, then pumps again. */
+  function sleepUntil(state: KeyState, at: number): void {
     state.sleeping = true;
     state.timer = timers.setTimeout(() => {
       state.sleeping = false;
       state.timer = null;
-      // A 429 arrived meanwhile: the slot predates the pause it set; the next round takes a new one.
-      const entry = disposed || state.lessons !== lessons ? undefined : pick(state);
-      if (entry && inFlight < maxInFlight) {
-        state.waiting.take(entry);
-        dispatch(state, entry);
-      }
       pump(state);
-    }, slot - now());
+    }, at - now());
   }
 
   function dispatch(state: KeyState, entry: Entry): void {
     entries.settle(entry);
-    if (entry.held) {
-      state.heldInFlight += 1;
-      heldInFlight += 1;
-    } else state.inFlight += 1;
-    inFlight += 1;
+    count(state, entry, 1);
     const sentAt = now();
     onSent?.(entry.priority, sentAt - entry.queuedAt, entry.priority === 'poll' && entry.lastReadAt > 0 ? sentAt - entry.lastReadAt : null);
     entry.attempts += 1;
@@ -194,7 +187,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         } else if (error instanceof UnauthenticatedError) {
           standing.reject(state.hash);
           entry.reject(error);
-          failQueued(state, failFastError);
+          entries.failAll(state, failFastError);
         } else entry.reject(error);
         ended(state, entry);
       },
@@ -203,11 +196,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
 
   /** A request ended: its place goes to the next, first to keys waiting for room in the pool, in turn. */
   function ended(state: KeyState, entry: Entry): void {
-    if (entry.held) {
-      state.heldInFlight -= 1;
-      heldInFlight -= 1;
-    } else state.inFlight -= 1;
-    inFlight -= 1;
+    count(state, entry, -1);
     const at = now();
     if (at - state.windowAt >= LIMIT_WINDOW_MS) {
       state.windowAt = at;
@@ -227,18 +216,14 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
 
   /** The upstream answered 429: the budget learns, and the request waits its turn again unless its caller cannot wait. */
   function throttledByUpstream(state: KeyState, entry: Entry, error: RateLimitedError): void {
-    state.lessons += 1;
-    const resumeAt = error.retryAfterMs === null ? null : now() + error.retryAfterMs;
-    budget.learn(
-      state.hash,
-      error.quota
-        ? { kind: 'quota', ratePerSec: (error.quota.cap * 1_000) / error.quota.windowMs, resumeAt }
-        : { kind: 'slower', resumeAt },
-    );
+    budget.learn(state.hash, lessonOf(error, now()));
     // Polls and first reads wait; a caller waiting for an answer gets the 429 unless it can go again soon.
     const soonMs = Math.min(URGENT_RETRY_WITHIN_MS, entry.queuedAt + maxQueueWaitMs - now());
     const patient = entry.priority !== 'urgent' || budget.nextSlotAt(state.hash) - now() <= soonMs;
-    if (entry.attempts >= MAX_ATTEMPTS || !patient || entry.signal?.aborted || disposed) return entry.reject(error);
+    if (entry.attempts >= MAX_ATTEMPTS || !patient || entry.signal?.aborted || disposed) {
+      entry.reject(error);
+      return;
+    }
     onThrottled?.('upstream_429');
     // The request was not served: it waits its turn again, at the front of its lane.
     entries.wait(state, entry, true);
@@ -252,7 +237,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
 
   return {
     run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
-      const { priority = 'urgent', held = false, lastReadAt = 0, signal, onQueued } = hints;
+      const { priority = 'urgent', held = false, signal, onQueued } = hints;
       if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
       if (signal?.aborted) return Promise.reject(signal.reason);
       if (standing.refused(keyHash)) {
@@ -260,34 +245,14 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         return Promise.reject(failFastError());
       }
       const state = stateOf(keyHash);
-      if (state.waiting.size >= maxQueuedPerKey) {
-        const message = `This API key already has ${maxQueuedPerKey} upstream requests waiting in the gateway; retry later.`;
-        return refuse(state, 'queue_full', new RateLimitedError(message, null, null, false));
-      }
+      if (state.waiting.size >= maxQueuedPerKey) return refuse(state, 'queue_full', queueFullError(maxQueuedPerKey));
       if (priority === 'urgent') {
         const waiting = held ? state.waiting.held : state.waiting.urgent;
         const expectedMs = Math.max(0, budget.nextSlotAt(keyHash) - now()) + (waiting * 1_000) / budget.rate(keyHash);
-        if (expectedMs > maxQueueWaitMs) {
-          const message = `The upstream budget of this API key is spent for now: the request would wait about ${Math.ceil(expectedMs / 1000)} s in the gateway before it could be sent.`;
-          return refuse(state, 'budget', new RateLimitedError(message, Math.ceil(expectedMs), null, false));
-        }
+        if (expectedMs > maxQueueWaitMs) return refuse(state, 'budget', budgetSpentError(expectedMs));
       }
       return new Promise<T>((resolve, reject) => {
-        const entry: Entry = {
-          send,
-          resolve: resolve as (value: unknown) => void,
-          reject,
-          priority,
-          held,
-          lastReadAt,
-          seq: seq++,
-          queuedAt: now(),
-          attempts: 0,
-          timer: null,
-          signal,
-          onAbort: undefined,
-          settled: false,
-        };
+        const entry = newEntry(send, resolve as Entry['resolve'], reject, hints, seq++, now());
         // The fast path (see the top of this file): nothing of the key waits, and it may send now.
         if (!disposed && !state.sleeping && state.waiting.size === 0 && blocked.size === 0 && inFlight < maxInFlight) {
           if (hasRoom(state, held) && budget.reserveNow(keyHash)) return dispatch(state, entry);
@@ -307,30 +272,18 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       return { queued: waiting, inFlight, keys: keys.size };
     },
 
-    busiest(count) {
-      const busy: KeyState[] = [];
-      for (const state of keys.values()) if (state.inFlight + state.heldInFlight + state.waiting.size > 0) busy.push(state);
-      const load = (state: KeyState) => state.inFlight + state.heldInFlight + state.waiting.size;
-      return busy
-        .sort((a, b) => load(b) - load(a))
-        .slice(0, count)
-        .map(
-          (state): KeyStats => ({
-            key: state.hash.slice(0, 8),
-            limit: Math.min(maxInFlightPerKey, state.concurrency.limit),
-            ratePerSec: budget.rate(state.hash),
-            latencyMs: state.concurrency.latencyMs,
-            inFlight: state.inFlight + state.heldInFlight,
-            queued: state.waiting.size,
-          }),
-        );
-    },
+    busiest: (count) =>
+      busiestKeys(keys.values(), count, (state) => ({
+        limit: Math.min(maxInFlightPerKey, state.concurrency.limit),
+        ratePerSec: budget.rate(state.hash),
+        latencyMs: state.concurrency.latencyMs,
+      })),
 
     dispose() {
       disposed = true;
       for (const state of keys.values()) {
         timers.clearTimeout(state.timer);
-        failQueued(state, () => new QueueTimeoutError('The gateway is shutting down.'), false);
+        entries.failAll(state, () => new QueueTimeoutError('The gateway is shutting down.'), false);
       }
       blocked.clear();
       shutdown.abort(new QueueTimeoutError('The gateway is shutting down.'));
