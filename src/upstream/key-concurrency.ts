@@ -64,7 +64,7 @@ export function createKeyConcurrency(): KeyConcurrency {
         count = 0;
       }
       if (latency === 0) return limit;
-      const needed = Math.ceil(((ratePerSec * latency) / 1_000) * LIMIT_HEADROOM) + MIN_LIMIT;
+      const needed = Math.ceil((ratePerSec * latency * LIMIT_HEADROOM) / 1_000) + MIN_LIMIT;
       const gradient = Math.max(MIN_GRADIENT, Math.min(1, (LATENCY_TOLERANCE * baseline + LATENCY_SLACK_MS) / latency));
       const next = gradient < 1 ? limit * (1 - SMOOTHING * (1 - gradient)) : Math.max(limit * 2, MIN_LIMIT);
       limit = Math.max(MIN_LIMIT, Math.min(needed, next));
