@@ -18,7 +18,12 @@ const CAP = 50; // requests per key per second
 const STEADY_MS = 20_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startGateway(upstreamUrl: string, redisUrl: string | null): Promise<{ child: ChildProcess; url: string }> {
+/** Starts the gateway as `npm start` does, in its own process, with `env` added to its environment. */
+export async function startGateway(
+  upstreamUrl: string,
+  redisUrl: string | null,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = fork(new URL('../src/main.ts', import.meta.url).pathname, [], {
     execArgv: ['--import', 'tsx'],
@@ -28,6 +33,7 @@ async function startGateway(upstreamUrl: string, redisUrl: string | null): Promi
       HOST: '127.0.0.1',
       UPSTREAM_URL: upstreamUrl,
       ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -41,7 +47,7 @@ async function startGateway(upstreamUrl: string, redisUrl: string | null): Promi
 }
 
 /** Creates `count` tasks of `key` straight on the emulator, before its quota is switched on. */
-async function createTasks(emulator: Emulator, key: string, count: number): Promise<string[]> {
+export async function createTasks(emulator: Emulator, key: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i += 50) {
     const batch = await Promise.all(

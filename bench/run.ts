@@ -23,7 +23,7 @@
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]` and `-- quota` that section alone.
+ * `-- performance [polls|watchers|http]` and `-- quota [budget|latency]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -40,6 +40,7 @@ import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
 import { quota } from './quota.ts';
+import { quotaLatency } from './quota-latency.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -328,10 +329,15 @@ if (!only || only === 'dashboard') await dashboard((detail) => heading('dashboar
 if (!only || only === 'idle') await idle();
 if (!only || only === 'performance') await runPerformance(() => heading('performance'), process.argv[3]);
 if (!only || only === 'quota') {
-  const wanted = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const redisServer = (await redisAnswers(wanted)) ? null : await startRedisServer(await freePort());
-  await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
-  await redisServer?.kill();
+  // `-- quota budget`: the budget under a quota alone; `-- quota latency`: the latency section alone.
+  const part = process.argv[3];
+  if (part !== 'latency') {
+    const wanted = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const redisServer = (await redisAnswers(wanted)) ? null : await startRedisServer(await freePort());
+    await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
+    await redisServer?.kill();
+  }
+  if (part !== 'budget') await quotaLatency((detail) => heading('quota', detail));
 }
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
