@@ -47,6 +47,8 @@ async function queryEvery(gatewayUrl: string, key: string, id: string, stop: Abo
 
 interface Figures {
   getsPerSec: number;
+  /** The key's concurrency limit, pace and latency, from the gateway's metrics at the end of the steady state. */
+  perKey: string;
   firstStatesS: number;
   lastSawEndS: number;
   otherAloneMs: number;
@@ -86,6 +88,13 @@ async function measure(tasks: number, rate: number | null): Promise<Figures> {
   const before = gets();
   await sleep(STEADY_MS);
   const getsPerSec = (gets() - before) / (STEADY_MS / 1000);
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  const sample = (name: string) =>
+    /[^\n]*/
+      .exec(metrics.slice(metrics.indexOf(`${name}{`)))![0]
+      .split(' ')
+      .at(-1);
+  const perKey = `limit ${sample('task_gateway_upstream_key_concurrency_limit')}, pace ${Number(sample('task_gateway_upstream_key_rate_per_second')).toFixed(0)}/s, latency ${(1000 * Number(sample('task_gateway_upstream_key_latency_seconds'))).toFixed(0)} ms`;
   stop.abort();
   const otherBesideMs = median(await beside);
 
@@ -100,11 +109,11 @@ async function measure(tasks: number, rate: number | null): Promise<Figures> {
   if (gateway.child.exitCode === null) await once(gateway.child, 'exit');
   await proxy.stop();
   await emulator.stop();
-  return { getsPerSec, firstStatesS, lastSawEndS, otherAloneMs, otherBesideMs };
+  return { getsPerSec, perKey, firstStatesS, lastSawEndS, otherAloneMs, otherBesideMs };
 }
 
 /** Prints the latency section: 1,000 and 5,000 tasks, with nothing configured and with `UPSTREAM_RATE_LIMIT_PER_KEY`. */
-export async function quotaLatency(heading: (detail: string) => void): Promise<void> {
+export async function quotaLatency(heading: (detail: string) => void, only?: number): Promise<void> {
   heading(`: one key, upstream answering ${LATENCY_MS} ms late, one watcher per task, interval ${INTERVAL_MS / 1000} s`);
   console.log(
     '   targets: GETs/s >= 90 % of N / interval; first states <= 5 s (1,000, nothing configured); last watcher saw the end <= interval + 2 s;',
@@ -116,13 +125,14 @@ export async function quotaLatency(heading: (detail: string) => void): Promise<v
   console.log(
     '   tasks | UPSTREAM_RATE_LIMIT_PER_KEY | GETs/s (of N/interval) | all first states | last saw the end | other key alone / beside',
   );
-  for (const tasks of [1_000, 5_000]) {
+  for (const tasks of only ? [only] : [1_000, 5_000]) {
     for (const rate of [null, 100_000]) {
       const f = await measure(tasks, rate);
       const share = (100 * f.getsPerSec) / (tasks / (INTERVAL_MS / 1000));
       console.log(
         `   ${tasks.toLocaleString('en').padStart(5)} | ${String(rate ?? 'unset').padStart(27)} | ${`${f.getsPerSec.toFixed(0)} (${share.toFixed(0)} %)`.padStart(22)} | ${`${f.firstStatesS.toFixed(1)} s`.padStart(16)} | ${`${f.lastSawEndS.toFixed(1)} s`.padStart(16)} | ${f.otherAloneMs.toFixed(0)} / ${f.otherBesideMs.toFixed(0)} ms (${(f.otherBesideMs / f.otherAloneMs).toFixed(2)}x)`,
       );
+      console.log(`           the key at the end of the steady state: ${f.perKey}`);
     }
   }
 }

@@ -337,7 +337,7 @@ if (!only || only === 'quota') {
     await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
     await redisServer?.kill();
   }
-  if (part !== 'budget') await quotaLatency((detail) => heading('quota', detail));
+  if (part !== 'budget') await quotaLatency((detail) => heading('quota', detail), Number(process.argv[4]) || undefined);
 }
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');

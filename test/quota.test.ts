@@ -165,6 +165,25 @@ describe('keys that cannot hurt each other', () => {
     await Promise.all(long);
   });
 
+  it("answers a watched task's task(id) like any query: ahead of the key's first reads and polls", async () => {
+    stack = await startStack({ env: { UPSTREAM_RATE_LIMIT_PER_KEY: '10' }, emulator: { processingMs: 3_600_000 } });
+    const ids = await createTasks(stack.emulator!, 'sk-watched', 300);
+    // Three sockets: a connection holds at most 100 subscriptions.
+    const sockets = [0, 1, 2].map(() => connectWs(stack.gatewayUrl, 'sk-watched'));
+    const watches = ids.map((id, i) => watch(sockets[i % 3]!, id));
+    // 300 first reads at 10 requests/s: the last of them waits about 30 s.
+    await eventually(() => expect(stack.gateway.requestScheduler.stats().queued).toBeGreaterThan(100));
+    const last = ids.at(-1)!;
+    const started = performance.now();
+    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { ... on BaseTask { id } } }`, { id: last }, 'sk-watched');
+    expect(errors).toBeUndefined();
+    expect(data.task.id).toBe(last);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // The answer reached the watcher of that task too, long before its own read's turn.
+    await eventually(() => expect(watches.at(-1)!.results).toHaveLength(1));
+    expect(stack.gateway.requestScheduler.stats().queued).toBeGreaterThan(20);
+  });
+
   it('refuses a watched task past MAX_LOOPS_PER_KEY with TOO_MANY_SUBSCRIPTIONS, and still answers queries', async () => {
     stack = await startStack({ env: { MAX_LOOPS_PER_KEY: '2' }, emulator: { processingMs: 3_600_000 } });
     const ids = await createTasks(stack.emulator!, 'sk-capped', 3);

@@ -55,8 +55,11 @@ export interface PollLoop {
   publish(snapshot: TaskSnapshot): void;
   /** Watchers now. */
   watchers(): number;
-  /** Moves the loop's request ahead of the key's polls while it waits in the request scheduler (someone waits for it now). */
-  promote(): void;
+  /**
+   * Moves the loop's request ahead of the key's polls while it waits in the request scheduler
+   * (someone waits for it now): true when it still waits, false when it was sent or there is none.
+   */
+  promote(): boolean;
   /** Stops the loop, completing its watchers. */
   dispose(): void;
 }
@@ -326,7 +329,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     },
     publish: (snapshot) => membership.publish(snapshot),
     watchers: () => sinks.size,
-    promote: () => void promote?.(),
+    promote: () => promote?.() ?? false,
     dispose() {
       for (const sink of sinks) void sink.return?.();
       stop();

@@ -192,9 +192,11 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       const loop = loops.get(key);
       const fresh = loop?.fresh();
       if (fresh) return fresh;
-      // Someone waits for this answer now: the loop's queued poll goes ahead of the others.
-      loop?.promote();
-      const pending = loop?.inflight();
+      // Watchers wait for the loop's read: it goes ahead of the key's polls. A query does not wait for
+      // it while it is queued (behind other first reads, unbounded): it is a query like any other,
+      // urgent and bounded by the queue timeout. A read already sent is the answer.
+      const queued = loop?.promote() ?? false;
+      const pending = queued ? null : loop?.inflight();
       // A request the loop gave up (its last watcher left) is no answer: fetch again.
       const settled = pending ? await pending : null;
       return settled ?? fetchShared(key, credential, taskId);
