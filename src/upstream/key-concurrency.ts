@@ -23,8 +23,11 @@ export interface KeyConcurrency {
 
 /** Before the first answer (latency unknown): the fixed bound of earlier versions. */
 export const INITIAL_LIMIT = 8;
-/** Never below this: a key can always overlap a slow answer with the next request. */
-export const MIN_LIMIT = 2;
+/**
+ * Never below this (the fixed bound of earlier versions): a fast upstream's latency is mostly this
+ * process's own, and polls fall due in bursts that a limit of a few would queue.
+ */
+export const MIN_LIMIT = 8;
 /** Room over Little's law, for latency jitter and bursts of the pace. */
 export const LIMIT_HEADROOM = 2;
 /** A latency up to this many times the latency without load (plus the slack) is not a slowdown. */

@@ -141,7 +141,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         break;
       }
       if (!budget.reserveNow(state.hash)) {
-        state.paced = true;
+        state.saturated = true;
         sleepUntil(state, budget.nextSlotAt(state.hash));
         return;
       }
@@ -200,9 +200,9 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     const at = now();
     if (at - state.windowAt >= LIMIT_WINDOW_MS) {
       state.windowAt = at;
-      // Saturated: the budget held requests back this window and some still wait.
-      if (state.paced && state.waiting.size > 0) budget.learn(state.hash, { kind: 'faster' });
-      state.paced = false;
+      // Saturated: requests waited this window (for the budget or for room) and some still wait.
+      if (state.saturated && state.waiting.size > 0) budget.learn(state.hash, { kind: 'faster' });
+      state.saturated = state.waiting.size > 0;
       state.concurrency.update(budget.rate(state.hash));
     }
     for (let turns = blocked.size; turns > 0 && inFlight < maxInFlight; turns--) {

@@ -37,8 +37,8 @@ export interface KeyState {
   /** A slot of the budget is awaited on `timer`: nothing else of the key is sent meanwhile. */
   sleeping: boolean;
   timer: unknown;
-  /** The budget held a request back since the window began. */
-  paced: boolean;
+  /** Requests waited (for the budget or for room) since the window began. */
+  saturated: boolean;
   /** When the current window of latency samples began, ms. */
   windowAt: number;
 }
@@ -92,7 +92,7 @@ export function busiestKeys(
 export function newKeyState(hash: string): KeyState {
   const waiting = createRequestLanes<Entry>();
   const concurrency = createKeyConcurrency();
-  return { hash, waiting, inFlight: 0, heldInFlight: 0, concurrency, sleeping: false, timer: null, paced: false, windowAt: 0 };
+  return { hash, waiting, inFlight: 0, heldInFlight: 0, concurrency, sleeping: false, timer: null, saturated: false, windowAt: 0 };
 }
 
 export interface WaitingOptions {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sha256 } from '../../src/lib/sha256.ts';
 import { eventually } from '../helpers/clock.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 
@@ -55,6 +56,13 @@ describe('long-held submits (waitSeconds), counted apart from short requests', (
     // Eight in flight for the key, four waiting behind them; none of them in the way of a read.
     await eventually(() => expect(stack.gateway.requestScheduler.stats()).toMatchObject({ inFlight: 8, queued: 4 }));
     expect(await timedRead(stack, 'sk-shared', id)).toBeLessThan(1_000);
+    // The busy key is visible per key in the metrics, named by a prefix of its hash, never by the key.
+    const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+    const label = `{key="${sha256('sk-shared').slice(0, 8)}"}`;
+    for (const name of ['concurrency_limit', 'rate_per_second', 'latency_seconds']) {
+      expect(metrics).toContain(`task_gateway_upstream_key_${name}${label}`);
+    }
+    expect(metrics).not.toContain('sk-shared');
     giveUp.abort();
     await Promise.all(long);
   });

@@ -23,7 +23,7 @@ describe('the in-flight limit of a key', () => {
     const limit = createKeyConcurrency();
     for (let i = 0; i < 20; i++) window(limit, 100, 1_000);
     const steady = limit.limit;
-    expect(steady).toBe(202);
+    expect(steady).toBe(1_000 * 0.1 * LIMIT_HEADROOM + MIN_LIMIT);
     // The upstream slows to 400 ms: Little's law alone would allow 4x more; the gradient lowers it.
     const under: number[] = [];
     for (let i = 0; i < 10; i++) under.push(window(limit, 400, 1_000));

@@ -10,13 +10,14 @@ const flush = async () => {
 };
 
 /** A scheduler whose requests are sends that finish only when the test says; `sent` lists them in order. */
-function scheduling(bounds: { maxInFlightPerKey: number; maxInFlight: number }) {
+function scheduling(bounds: { maxInFlightPerKey?: number; maxInFlight: number }) {
   const clock = createManualClock();
+  const timers = createManualScheduler(clock);
   const requests = createRequestScheduler({
     ...bounds,
     budget: createLocalBudget({ now: clock.now, initialRatePerSec: 1_000, maxRatePerSec: 1_000 }),
     now: clock.now,
-    timers: createManualScheduler(clock),
+    timers,
   });
   track(async () => requests.dispose());
   const sent: string[] = [];
@@ -36,7 +37,14 @@ function scheduling(bounds: { maxInFlightPerKey: number; maxInFlight: number }) 
     running.shift()!();
     await flush();
   };
-  return { requests, run, sent, finishOldest };
+  /** Moves the clock by `ms`, then ends every request in flight: each answered `ms` after it was sent, or later. */
+  const answerAfter = async (ms: number) => {
+    timers.advance(ms);
+    await flush();
+    for (const finish of running.splice(0)) finish();
+    await flush();
+  };
+  return { requests, run, sent, running, finishOldest, answerAfter };
 }
 
 describe('the request scheduler under its bounds', () => {
@@ -54,6 +62,47 @@ describe('the request scheduler under its bounds', () => {
     // B has waited for room since A filled the total: the next place A frees is B's.
     await finishOldest();
     expect(sent.at(-1)).toBe('B0');
+  });
+
+  it('shares a full pool in turns between the keys waiting for room, one request each', async () => {
+    const { run, sent, running, finishOldest } = scheduling({ maxInFlight: 3 });
+    for (const key of ['A', 'B', 'C']) {
+      const warm = run(key, `${key}-warm`);
+      await finishOldest();
+      await warm;
+    }
+    sent.length = 0;
+    for (const key of ['A', 'B', 'C']) for (let i = 0; i < 6; i++) run(key, `${key}${i}`).catch(() => undefined);
+    await flush();
+    expect(sent).toEqual(['A0', 'A1', 'A2']);
+    for (let i = 0; i < 6; i++) await finishOldest();
+    // B and C waited for room while A held the pool: the places A frees go to them in turn, and A
+    // joins the turns behind them; after six answers each key has one request in flight.
+    expect(sent.slice(3)).toEqual(['B0', 'C0', 'B1', 'A3', 'C1', 'B2']);
+    expect(running.length).toBe(3);
+    expect(
+      sent
+        .slice(-3)
+        .map((label) => label[0])
+        .sort(),
+    ).toEqual(['A', 'B', 'C']);
+  });
+
+  it('lets a key have as many requests in flight as its pace × latency needs, not a fixed 8', async () => {
+    const { run, running, finishOldest, answerAfter } = scheduling({ maxInFlight: 512 });
+    const warm = run('K', 'warm');
+    await finishOldest();
+    await warm;
+    // 1,000 requests/s answered in 100 ms: 100 in flight, 208 with the headroom and the minimum.
+    let most = 0;
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 150; i++) run('K', `K${round}-${i}`).catch(() => undefined);
+      await flush();
+      most = Math.max(most, running.length);
+      await answerAfter(100);
+    }
+    expect(most).toBeGreaterThan(100);
+    expect(most).toBeLessThanOrEqual(208);
   });
 
   it('frees the place of a request whose send throws instead of rejecting', async () => {
