@@ -1,7 +1,7 @@
 /**
  * How many short requests one key may have in flight. Two rules, the lower wins:
- *  - what its pace needs, by Little's law (in flight = rate × latency), with
- *    `LIMIT_HEADROOM` and `MIN_LIMIT` on top, so the bound never holds a key below its pace;
+ *  - what its pace needs, by Little's law (in flight = rate × latency, at the latency
+ *    without load), with `LIMIT_HEADROOM` and `MIN_LIMIT` on top;
  *  - a latency rising under load lowers the limit (the gradient of Netflix's
  *    concurrency-limits and Envoy's adaptive concurrency): when the latency of the
  *    last window passes `LATENCY_TOLERANCE` × the latency without load (plus
@@ -67,7 +67,8 @@ export function createKeyConcurrency(): KeyConcurrency {
         count = 0;
       }
       if (latency === 0) return limit;
-      const needed = Math.ceil((ratePerSec * latency * LIMIT_HEADROOM) / 1_000) + MIN_LIMIT;
+      // Little's law at the latency without load: a latency that rises under load never raises the limit.
+      const needed = Math.ceil((ratePerSec * baseline * LIMIT_HEADROOM) / 1_000) + MIN_LIMIT;
       const gradient = Math.max(MIN_GRADIENT, Math.min(1, (LATENCY_TOLERANCE * baseline + LATENCY_SLACK_MS) / latency));
       const next = gradient < 1 ? limit * (1 - SMOOTHING * (1 - gradient)) : Math.max(limit * 2, MIN_LIMIT);
       limit = Math.max(MIN_LIMIT, Math.min(needed, next));
