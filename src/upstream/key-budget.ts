@@ -32,6 +32,12 @@ export interface LocalBudgetOptions extends BudgetRules {
   now?: () => number;
 }
 
+/**
+ * A slot taken up to this late (ms) still counts from when it came: the timer that waits for it fires
+ * late, and without this the pace would lose what the timers lose (about a tenth at 50/s).
+ */
+const TIMER_SLACK_MS = 10;
+
 /** How stale a key's place in the least-recently-used order may be, in ms. */
 const RECENCY_MS = 1_000;
 
@@ -63,7 +69,7 @@ export function createLocalBudget(options: LocalBudgetOptions = {}): KeyBudget &
       const state = stateOf(keyHash);
       const at = now();
       if (state.tat - state.burstMs > at) return false;
-      reserveSlots(state, at);
+      reserveSlots(state, Math.max(Math.min(state.tat, at), at - TIMER_SLACK_MS));
       return true;
     },
     learn(keyHash, lesson) {

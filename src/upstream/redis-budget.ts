@@ -112,11 +112,13 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
   }
 
   /**
-   * Whether the local budget spends for the key now: it holds no lease and asks for none (an idle
-   * key: its first request does not wait for Redis), or its lease ran out and the next one is late.
+   * Whether the local budget spends for the key now: its lease ran out and the next one is late, or
+   * the key is idle (no slice for `MAX_LEASE_MS`: its first request does not wait for Redis). A busy
+   * key whose slice just ran out waits for the next.
    */
   function spendsLocally(lease: Lease, at: number): boolean {
-    return lease.left === 0 && (lease.askedAt === null || at - lease.askedAt >= lateMs());
+    if (lease.left > 0) return false;
+    return lease.askedAt === null ? lease.next < at - MAX_LEASE_MS : at - lease.askedAt >= lateMs();
   }
   const lateMs = () => Math.max(MIN_LATE_MS, LATE_ROUND_TRIPS * rttMs);
 
