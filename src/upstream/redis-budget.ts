@@ -26,7 +26,7 @@ const RTT_WEIGHT = 0.2;
  * is late: the replica spends its local budget until it comes.
  */
 const LATE_ROUND_TRIPS = 2;
-const MIN_LATE_MS = 50;
+const MIN_LATE_MS = 200;
 
 /** What a replica holds of one key's budget: slots leased from Redis, spent here one interval apart. */
 interface Lease {
@@ -131,8 +131,13 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
       if (!healthy()) return local.reserveNow(keyHash);
       const at = now();
       const lease = leaseOf(keyHash);
-      // Slots that passed unspent are gone: spending them late would be a burst the fleet did not plan.
-      if (lease.left > 0 && lease.next < at - MAX_LEASE_MS) lease.left = 0;
+      // Slots that passed unspent (more than one interval ago) are gone: spending them late would be a
+      // burst the fleet did not plan, and a quota counted in fixed windows would refuse it.
+      if (lease.left > 0 && lease.next < at - lease.intervalMs) {
+        const passed = Math.min(lease.left, Math.floor((at - lease.next) / lease.intervalMs));
+        lease.left -= passed;
+        lease.next += passed * lease.intervalMs;
+      }
       const locally = spendsLocally(lease, at);
       topUp(keyHash, lease, at);
       if (locally) return local.reserveNow(keyHash);
