@@ -45,6 +45,20 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Who the callers are (`AUTH_MODE` and the `AUTH_*` variables). */
   readonly auth: AuthConfig;
+  /** Per-user limits (jwt mode only): `USER_*`. */
+  readonly users: UserLimitsConfig;
+}
+
+/** Per-user limits in jwt mode; each `null` is off (the default). */
+export interface UserLimitsConfig {
+  /** `USER_MAX_ACTIVE_TASKS`: unfinished tasks one user may have at once. Default off. */
+  readonly maxActiveTasks: number | null;
+  /** `USER_SUBMITS_PER_MINUTE`: submits one user may make in any 60 s. Default off. */
+  readonly submitsPerMinute: number | null;
+  /** `USER_DAILY_SPEND`: quota units (sum of `preConsumedCost`) one user may spend in a UTC day. Default off. */
+  readonly dailySpend: number | null;
+  /** `USER_MAX_WATCHED_TASKS`: tasks one user may watch at once in one process. Default 100. */
+  readonly maxWatchedTasks: number;
 }
 
 /** `key`: clients bring upstream API keys (the default). `jwt`: end users bring tokens; the gateway holds `UPSTREAM_API_KEY`. */
@@ -105,6 +119,7 @@ export function readConfig(env: Env): Config {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
   }
   const auth = authConfig(env, upstreamUrl);
+  const maxLoops = integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000);
   const upstreamApiKey = apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null);
   if (auth.mode === 'jwt' && upstreamApiKey === null) {
     throw new ConfigError('UPSTREAM_API_KEY is required with AUTH_MODE=jwt: the gateway makes every upstream request with it.');
@@ -126,10 +141,17 @@ export function readConfig(env: Env): Config {
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
     maxUpstreamInFlightPerKey: integer(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 8, 1, 1_000),
     upstreamQueueTimeoutMs: integer(env, 'UPSTREAM_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
-    maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', 1_000, 1, 10_000_000),
-    maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
+    // In jwt mode every user shares the server's key: the per-key cap would bound the whole app (USER_MAX_WATCHED_TASKS bounds a user).
+    maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', auth.mode === 'jwt' ? maxLoops : 1_000, 1, 10_000_000),
+    maxLoops,
     logLevel: logLevel as LogLevel,
     auth,
+    users: Object.freeze({
+      maxActiveTasks: optionalInteger(env, 'USER_MAX_ACTIVE_TASKS', 1, 1_000_000),
+      submitsPerMinute: optionalInteger(env, 'USER_SUBMITS_PER_MINUTE', 1, 1_000_000),
+      dailySpend: optionalNumber(env, 'USER_DAILY_SPEND', 1e15),
+      maxWatchedTasks: integer(env, 'USER_MAX_WATCHED_TASKS', 100, 1, 1_000_000),
+    }),
   });
 }
 
@@ -214,6 +236,21 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   if (value === null) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
+}
+
+/** A whole number from `min` to `max`, or null (off) when unset. */
+function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
+  return text(env, name) === null ? null : integer(env, name, 0, min, max);
+}
+
+/** A number above 0 (decimals allowed), or null (off) when unset. */
+function optionalNumber(env: Env, name: string, max: number): number | null {
+  const value = text(env, name);
+  if (value === null) return null;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > max) {
+    throw new ConfigError(`${name} must be a number above 0 (quota units); got ${JSON.stringify(value)}.`);
   }
   return Number(value);
 }

@@ -2,6 +2,8 @@ import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createTransports } from './http/transports.ts';
+import { createUserStores } from './identity/user-stores.ts';
+import { createUserTasks } from './identity/user-tasks.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -88,6 +90,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
   );
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  // Jwt mode: who owns each task, and each user's limits and watches.
+  const userStores = config.auth.mode === 'jwt' ? createUserStores(config, now) : null;
+  const userTasks = userStores
+    ? createUserTasks({ ...userStores, poller, maxWatchedTasks: config.users.maxWatchedTasks, scheduler, now })
+    : null;
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
   const services: ContextServices = {
@@ -97,6 +104,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
     webhooks,
     now,
+    userTasks,
     stopping: stopping.signal,
   };
   const transports = createTransports({
@@ -144,6 +152,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await transports.drain(closed, graceMs, () => upstream.cut());
       await upstream.close();
       await recentTasksStore.dispose();
+      await userStores?.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

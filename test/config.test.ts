@@ -34,6 +34,7 @@ describe('readConfig', () => {
         clockToleranceS: 60,
         userClaim: 'sub',
       },
+      users: { maxActiveTasks: null, submitsPerMinute: null, dailySpend: null, maxWatchedTasks: 100 },
     });
   });
 

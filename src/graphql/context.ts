@@ -1,5 +1,6 @@
 import type DataLoader from 'dataloader';
 import type { EndUser } from '../identity/end-user.ts';
+import type { UserTasks } from '../identity/user-tasks.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import type { RecentTasksStore } from '../recent-tasks/recent-tasks.ts';
@@ -28,8 +29,12 @@ export interface GatewayContext {
   tasksClient: TasksClient;
   /** The shared poller, for subscriptions and waits. */
   poller: TaskPoller;
-  /** Watches a task for the caller, through the shared poller. */
+  /** Watches a task for the caller, through the shared poller (in jwt mode only the user's own: another's ends with `TaskNotFoundError`). */
   watchTask(taskId: string): AsyncIterable<TaskEvent>;
+  /** In jwt mode: the user's tasks, limits and watches (null in key mode). */
+  userTasks: UserTasks | null;
+  /** Whose `recentTasks` this caller sees: the user's owner hash in jwt mode, else the key's hash. */
+  historyKey(): string;
   /** `callback_url`s for tasks about to be submitted (`prepare` answers null when `PUBLIC_URL` is unset). */
   webhooks: Pick<Webhooks, 'prepare'>;
   /** What each key submitted, by key hash (memory or Redis); `record` never rejects. */
@@ -50,6 +55,8 @@ export interface ContextServices {
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
+  /** Jwt mode: what each user may see and submit. Default null (key mode). */
+  userTasks?: UserTasks | null;
   /** Aborted when the gateway starts to stop. Default: never aborted. */
   stopping?: AbortSignal;
 }
@@ -68,7 +75,7 @@ export interface ResolvedCaller {
  * Cheap on purpose: a WebSocket holds one per live subscription.
  */
 export function createRequestContext(services: ContextServices, authorization: string | null | undefined | ResolvedCaller): GatewayContext {
-  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, stopping = neverAborted } = services;
+  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, userTasks = null, stopping = neverAborted } = services;
   const caller = typeof authorization === 'object' && authorization !== null ? authorization : undefined;
   let resolved = caller?.credential;
   const credential = () => {
@@ -80,12 +87,16 @@ export function createRequestContext(services: ContextServices, authorization: s
     budget ??= createUpstreamBudget();
     budget(requests);
   };
+  const user = caller?.user ?? null;
   const context = {
     credential,
-    user: caller?.user ?? null,
+    user,
     tasksClient,
     poller,
-    watchTask: (taskId: string) => poller.subscribe(credential(), taskId),
+    watchTask: (taskId: string) =>
+      user && userTasks ? userTasks.watch(user, credential(), taskId) : poller.subscribe(credential(), taskId),
+    userTasks: user ? userTasks : null,
+    historyKey: () => user?.ownerHash ?? credential().hash,
     webhooks,
     recentTasks,
     now,
@@ -106,10 +117,16 @@ const taskLoaderAccessor: PropertyDescriptor = {
   get(this: GatewayContext) {
     let loader = loaders.get(this);
     if (!loader) {
-      loader = createTaskLoader(async (id) => {
-        this.spendUpstream(1);
-        return this.poller.read(this.credential(), id);
-      });
+      const { user, userTasks } = this;
+      loader = createTaskLoader(
+        async (id) => {
+          this.spendUpstream(1);
+          const task = await this.poller.read(this.credential(), id);
+          if (user && userTasks) userTasks.observed(user, task);
+          return task;
+        },
+        { visible: user && userTasks ? (ids) => userTasks.owned(user, ids) : undefined },
+      );
       loaders.set(this, loader);
     }
     return loader;
