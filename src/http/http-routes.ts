@@ -63,14 +63,13 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     now = Date.now,
   } = options;
   let accepting = true;
-  let readiness: { ready: boolean; identity: KeySetStatus | undefined; at: number } | null = null;
+  let readiness: { ready: boolean; at: number } | null = null;
   let demoPage: Promise<Buffer> | null = null;
 
-  async function ready(): Promise<NonNullable<typeof readiness>> {
-    if (readiness && now() - readiness.at < readinessTtlMs) return readiness;
-    const [up, keys] = await Promise.all([probe(), identity?.()]);
-    readiness = { ready: up, identity: keys, at: now() };
-    return readiness;
+  async function ready(): Promise<boolean> {
+    if (readiness && now() - readiness.at < readinessTtlMs) return readiness.ready;
+    readiness = { ready: await probe(), at: now() };
+    return readiness.ready;
   }
 
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -81,7 +80,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
-      const { ready: up, identity: keys } = await ready();
+      // The key set's status costs no request once it has keys (fetches are single-flight and cooled down): not cached.
+      const [up, keys] = await Promise.all([ready(), identity?.()]);
       const status = !up ? 'upstream unreachable' : keys && !keys.ready ? 'identity provider keys unreachable' : 'ready';
       const body = { status, coordination: coordination(), ...(keys ? { identity: keys.detail } : {}) };
       return sendJson(response, status === 'ready' ? 200 : 503, body);

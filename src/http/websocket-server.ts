@@ -10,6 +10,7 @@ import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
 import { sha256 } from '../lib/sha256.ts';
 import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
@@ -139,7 +140,13 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           );
           return true;
         } catch (error) {
-          socket.close(4403, closeReason(error instanceof UpstreamError ? error.message : 'Forbidden'));
+          const message =
+            error instanceof TokenRefusedError
+              ? `${error.reason}: ${error.message}`
+              : error instanceof UpstreamError
+                ? error.message
+                : 'Forbidden';
+          socket.close(4403, closeReason(message));
           return false;
         }
       },
