@@ -210,10 +210,16 @@ function pemPublicKey(env: Env, name: string): string | null {
   if (!/^-----BEGIN (PUBLIC KEY|CERTIFICATE)-----/.test(value)) {
     throw new ConfigError(`${name} must be a PEM public key (-----BEGIN PUBLIC KEY-----) or certificate (-----BEGIN CERTIFICATE-----).`);
   }
+  let key: ReturnType<typeof createPublicKey>;
   try {
-    createPublicKey(value);
+    key = createPublicKey(value);
   } catch {
     throw new ConfigError(`${name} is not a readable PEM public key or certificate.`);
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const type = key.asymmetricKeyType === 'ec' ? `ec ${curve}` : key.asymmetricKeyType;
+  if (!['rsa', 'rsa-pss', 'ed25519', 'ec prime256v1', 'ec secp384r1', 'ec secp521r1'].includes(type ?? '')) {
+    throw new ConfigError(`${name} must be an RSA, EC (P-256, P-384, P-521) or Ed25519 key; got ${type ?? 'an unknown type'}.`);
   }
   return value;
 }

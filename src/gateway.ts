@@ -2,6 +2,7 @@ import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createTransports } from './http/transports.ts';
+import { createAuthenticator } from './identity/authenticator.ts';
 import { createUserStores } from './identity/user-stores.ts';
 import { createUserTasks } from './identity/user-tasks.ts';
 import type { Scheduler } from './lib/scheduler.ts';
@@ -97,11 +98,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     : null;
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
+  const defaultCredential = config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey);
+  // jwt mode: end users bring tokens; every upstream request uses the server's key (config requires it).
+  const authenticator =
+    config.auth.mode === 'jwt' ? createAuthenticator({ auth: config.auth, serverCredential: defaultCredential!, now, scheduler }) : null;
   const services: ContextServices = {
     tasksClient,
     poller,
     recentTasks,
-    defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
+    defaultCredential,
     webhooks,
     now,
     userTasks,
@@ -117,6 +122,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
     trustedDocuments,
     multipartHeartbeatMs: options.multipartHeartbeatMs,
+    authenticator,
   });
   metrics.observe({
     connections: transports.connections,

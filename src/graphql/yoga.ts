@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { useSubscriptionExpiry } from '../identity/subscription-expiry.ts';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
 import { corsFromAllowList, useCrossSiteRequestRefusal, useVaryOnOrigin } from './cross-site.ts';
-import { maskError } from './errors.ts';
+import { gatewayError, maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
 import { costRules } from './limits.ts';
@@ -23,6 +25,8 @@ export interface GraphQLHttpOptions {
   corsOrigins?: readonly string[];
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
+  /** jwt mode: who is calling, from the `Authorization` header's token. Default null (key mode: the header is an upstream key). */
+  authenticator?: Authenticator | null;
 }
 
 /**
@@ -36,7 +40,7 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL } = options;
+  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL, authenticator = null } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -56,6 +60,7 @@ export function createGraphQLHttpHandler(
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
+      ...(authenticator ? [useSubscriptionExpiry(authenticator)] : []),
     ],
     // Never yoga's default, which reflects any Origin with credentials.
     cors: corsFromAllowList(corsOrigins),
@@ -71,9 +76,31 @@ export function createGraphQLHttpHandler(
         return masked;
       },
     },
-    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    graphiql: graphiqlOptions(authenticator),
     // A small page; GraphiQL's scripts and styles come from this gateway (src/http/graphiql.ts), no CDN.
     renderGraphiQL: renderGraphiQL as never,
-    context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
+    context: authenticator
+      ? async ({ request }) =>
+          createRequestContext(services, await authenticator.fromAuthorization(request.headers.get('authorization')).catch(refuse))
+      : ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
+}
+
+/** A refused token as the whole answer: `401` with `WWW-Authenticate` (RFC 6750), the reason in `extensions`. */
+function refuse(error: unknown): never {
+  const masked = maskError(error);
+  throw gatewayError('UNAUTHENTICATED', masked.message, {
+    extensions: { ...masked.extensions, http: { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } } },
+  });
+}
+
+/** GraphiQL's settings; with the development identity provider, its headers hold a fresh development token. */
+function graphiqlOptions(authenticator: Authenticator | null) {
+  const options = { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' as const };
+  const devIdentityProvider = authenticator?.devIdentityProvider;
+  if (!devIdentityProvider) return options;
+  return async () => {
+    const { token } = await devIdentityProvider.tokenFor('developer');
+    return { ...options, headers: JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2) };
+  };
 }

@@ -6,6 +6,7 @@ import type { ContextServices } from '../graphql/context.ts';
 import { createExecutor } from '../graphql/executor.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler } from '../graphql/yoga.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Webhooks } from '../webhooks.ts';
@@ -27,6 +28,8 @@ export interface TransportsOptions {
   trustedDocuments: TrustedDocuments | null;
   /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
   multipartHeartbeatMs?: number;
+  /** jwt mode: verifies end users' tokens on every transport. Default null (key mode). */
+  authenticator?: Authenticator | null;
 }
 
 /**
@@ -48,7 +51,18 @@ export interface Transports {
 }
 
 export function createTransports(options: TransportsOptions): Transports {
-  const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs } = options;
+  const {
+    config,
+    services,
+    webhooks,
+    metrics,
+    logger,
+    probe,
+    coordination,
+    trustedDocuments,
+    multipartHeartbeatMs,
+    authenticator = null,
+  } = options;
   const graphiql = createGraphiQL();
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
@@ -56,6 +70,7 @@ export function createTransports(options: TransportsOptions): Transports {
       multipartHeartbeatMs,
       corsOrigins: config.corsOrigins,
       renderGraphiQL: graphiql.renderPage,
+      authenticator,
     }),
     graphiql,
     webhooks,
@@ -63,6 +78,8 @@ export function createTransports(options: TransportsOptions): Transports {
     logger,
     probe,
     coordination,
+    identity: authenticator?.status,
+    devIdentityProvider: authenticator?.devIdentityProvider ?? null,
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -74,6 +91,7 @@ export function createTransports(options: TransportsOptions): Transports {
     trustedDocuments,
     allowedOrigins: config.corsOrigins,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
+    authenticator,
   });
 
   return {

@@ -2,15 +2,17 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { type ContextServices, createRequestContext } from '../graphql/context.ts';
+import { type ContextServices, createRequestContext, type ResolvedCaller } from '../graphql/context.ts';
 import { isAllowedWebSocketOrigin } from '../graphql/cross-site.ts';
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
 import { sha256 } from '../lib/sha256.ts';
-import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
+import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
 
@@ -36,6 +38,8 @@ export interface WebSocketServerOptions {
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
   onSocketError?: (error: Error) => void;
+  /** jwt mode: the token in `connectionParams` names the user, and the socket closes with 4403 when it expires. Default null (key mode). */
+  authenticator?: Authenticator | null;
 }
 
 export interface GraphQLWebSocketServer {
@@ -70,9 +74,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     onSocketError = () => undefined,
     trustedDocuments = null,
     allowedOrigins = [],
+    authenticator = null,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
-  const credentials = new WeakMap<object, Credential>();
+  const callers = new WeakMap<object, ResolvedCaller>();
+  /** Per socket in jwt mode: cancels the timer that closes it when its token expires. */
+  const expiries = new WeakMap<object, () => void>();
   /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
   const weights = new WeakMap<object, Map<string, number>>();
 
@@ -117,15 +124,34 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       subscribe: executor.execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
-      onConnect: (context) => {
+      onConnect: async (context) => {
+        const socket = context.extra.socket;
         try {
-          credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
+          if (!authenticator) {
+            callers.set(context, { credential: credentialFromConnectionParams(context.connectionParams, services.defaultCredential) });
+            return true;
+          }
+          const caller = await authenticator.fromConnectionParams(context.connectionParams);
+          callers.set(context, caller);
+          // graphql-ws clients answer 4403 by calling `connectionParams` again: a fresh token, a new socket.
+          expiries.set(
+            context,
+            authenticator.atExpiry(caller.user, () => socket.close(4403, 'Token expired')),
+          );
           return true;
         } catch (error) {
-          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
-          context.extra.socket.close(4403, reason);
+          const message =
+            error instanceof TokenRefusedError
+              ? `${error.reason}: ${error.message}`
+              : error instanceof UpstreamError
+                ? error.message
+                : 'Forbidden';
+          socket.close(4403, closeReason(message));
           return false;
         }
+      },
+      onClose: (context) => {
+        expiries.get(context)?.();
       },
       onSubscribe: (context, id, params) => {
         if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
@@ -158,7 +184,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           document,
           operationName: params.operationName,
           variableValues: params.variables,
-          contextValue: createRequestContext(services, { credential: credentials.get(context)! }),
+          contextValue: createRequestContext(services, callers.get(context)!),
         };
       },
     },
@@ -181,4 +207,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       await new Promise((resolve) => webSockets.close(resolve));
     },
   };
+}
+
+/** A close frame's reason holds at most 123 bytes: longer messages are cut at a character boundary. */
+function closeReason(message: string): string {
+  if (Buffer.byteLength(message) <= 123) return message;
+  let cut = message.slice(0, 120);
+  while (Buffer.byteLength(`${cut}…`) > 123) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
