@@ -88,6 +88,7 @@ builder.mutationType({
         if (isTerminal(task.status) || remainingMs <= 0 || context.stopping.aborted) return task;
         // The upstream's own wait ended first: wait the rest on the shared poller.
         const ended = await context.poller.waitForEnd(credential, task.id, remainingMs);
+        if (ended && user && userTasks) userTasks.observed(user, ended);
         // A GET does not repeat what the submit answer announced.
         return ended ? { ...ended, preConsumedCost: ended.preConsumedCost ?? task.preConsumedCost } : task;
       },
