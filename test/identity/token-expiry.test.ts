@@ -2,7 +2,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createManualClock, createManualScheduler, eventually } from '../helpers/clock.ts';
-import { type TestIdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts';
 import { firstOutcome, refusalOf } from '../helpers/jwt-transports.ts';
 import { track } from '../helpers/leftovers.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
