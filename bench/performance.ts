@@ -23,7 +23,7 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const CLOCK_TICK_MS = 10; // Linux's USER_HZ is 100
 
-interface Child {
+export interface Child {
   process: ChildProcess;
   ask<T = any>(command: Record<string, unknown>, answer: string): Promise<T>;
   next<T = any>(answer: string): Promise<T>;
@@ -31,7 +31,7 @@ interface Child {
 }
 
 /** Forks a TypeScript module of this repo (through tsx), talking over IPC. */
-function forkChild(file: string, env: Record<string, string> = {}): Child {
+export function forkChild(file: string, env: Record<string, string> = {}): Child {
   const extra = file === './bare-poller.ts' ? (process.env.BARE_NODE_ARGS?.split(' ').filter(Boolean) ?? []) : [];
   const child = fork(here(file), [], {
     execArgv: ['--import', 'tsx', '--max-old-space-size=4096', ...extra],
@@ -66,7 +66,7 @@ function forkChild(file: string, env: Record<string, string> = {}): Child {
 }
 
 /** CPU time (user + system) and resident memory of a process, from /proc. */
-function usage(pid: number): { cpuMs: number; rss: number } {
+export function usage(pid: number): { cpuMs: number; rss: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
@@ -74,7 +74,7 @@ function usage(pid: number): { cpuMs: number; rss: number } {
 }
 
 /** The gateway as an operator runs it: `node dist/main.js` when built, else the sources through tsx. */
-async function startGatewayProcess(upstreamUrl: string, env: Record<string, string> = {}) {
+export async function startGatewayProcess(upstreamUrl: string, env: Record<string, string> = {}) {
   const port = await freePort();
   const built = existsSync(here('../dist/main.js'));
   const child = fork(built ? here('../dist/main.js') : here('../src/main.ts'), [], {

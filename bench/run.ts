@@ -22,8 +22,10 @@
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
+ * 10. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
+ *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]` and `-- quota` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota` and `-- auth` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -36,6 +38,7 @@ import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
+import { auth } from './auth.ts';
 import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
@@ -57,6 +60,7 @@ const SECTIONS = {
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
   quota: 'Upstream quota',
+  auth: "End users' tokens (AUTH_MODE=jwt) beside key mode, same run",
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -333,6 +337,7 @@ if (!only || only === 'quota') {
   await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
   await redisServer?.kill();
 }
+if (!only || only === 'auth') await auth(() => heading('auth'));
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);
