@@ -66,19 +66,3 @@ export function useVaryOnOrigin(): Plugin {
     },
   };
 }
-
-/**
- * Whether a browser page may open a WebSocket here: browsers apply no CORS to
- * WebSockets, so without this check any site could open one with no
- * credential and run operations with the default key. No `Origin` (not a
- * browser), the gateway's own origin (same host), or a listed origin pass.
- */
-export function isAllowedWebSocketOrigin(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[]): boolean {
-  if (origin === undefined) return true;
-  if (allowedOrigins.includes(origin)) return true;
-  try {
-    return host !== undefined && new URL(origin).host === host.toLowerCase();
-  } catch {
-    return false;
-  }
-}
