@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
-import { corsFromAllowList, useCrossSiteRequestRefusal, useVaryOnOrigin } from './cross-site.ts';
+import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useVaryOnOrigin } from './cross-site.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
@@ -51,6 +52,7 @@ export function createGraphQLHttpHandler(
     parserAndValidationCache: false,
     plugins: [
       useCrossSiteRequestRefusal(),
+      useCSRFPrevention({ requestHeaders: [...PREFLIGHT_HEADERS] }),
       useHttpDocumentCache(),
       costLimits,
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
