@@ -77,3 +77,17 @@ export function useVaryOnOrigin(): Plugin {
     },
   };
 }
+
+/**
+ * Every GraphQL answer depends on a credential (the caller's key, or the default
+ * one), and on time: none may be kept by a shared cache (a CDN caching a
+ * persisted-query GET by its URL would hand one key's tasks to another) nor by
+ * the browser. Streams too; yoga's `no-cache` on SSE is replaced.
+ */
+export function useNoStoredAnswers(): Plugin {
+  return {
+    onResponse({ response }) {
+      response.headers.set('cache-control', 'private, no-store');
+    },
+  };
+}

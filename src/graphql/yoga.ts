@@ -4,7 +4,7 @@ import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
-import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useVaryOnOrigin } from './cross-site.ts';
+import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useNoStoredAnswers, useVaryOnOrigin } from './cross-site.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
@@ -58,6 +58,7 @@ export function createGraphQLHttpHandler(
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
+      useNoStoredAnswers(),
     ],
     // Never yoga's default, which reflects any Origin with credentials.
     cors: corsFromAllowList(corsOrigins),
