@@ -1,6 +1,8 @@
 import { request as httpRequest } from 'node:http';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, readConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { openSocket } from '../helpers/ws-client.ts';
 
@@ -149,6 +151,31 @@ describe('ALLOWED_HOSTS and PUBLIC_URL', () => {
     expect((await postAs(publicUrl, 'localhost', '{ __typename }')).status).toBe(200);
     expect((await postAs(publicUrl, ATTACKER, '{ __typename }')).status).toBe(421);
     expect(await upgradeAs(publicUrl, 'public.example.com', 'https://public.example.com')).toBe('open');
+  });
+});
+
+describe('ALLOWED_HOSTS=* with a default key', () => {
+  let stack: Stack;
+  const warnings: string[] = [];
+  beforeAll(async () => {
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        warnings.push(JSON.parse(chunk.toString()).msg);
+        done();
+      },
+    });
+    stack = await startStack({
+      env: { UPSTREAM_API_KEY: 'sk-default', ALLOWED_HOSTS: '*', CORS_ORIGINS: 'https://app.example' },
+      logger: createLogger('warn', destination),
+    });
+  });
+  afterAll(() => stack.stop());
+
+  it('answers any Host, says at start what that exposes, and still lets only CORS_ORIGINS pages open WebSockets', async () => {
+    expect(warnings).toEqual([expect.stringMatching(/^ALLOWED_HOSTS=\* with a default key/)]);
+    expect((await postAs(stack, ATTACKER, '{ __typename }')).status).toBe(200);
+    expect(await upgradeAs(stack, ATTACKER, `http://${ATTACKER}`)).toBe(403);
+    expect(await upgradeAs(stack, ATTACKER, 'https://app.example')).toBe('open');
   });
 });
 
