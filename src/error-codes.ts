@@ -22,7 +22,7 @@ export const errorCodes = {
   TOO_MANY_SUBSCRIPTIONS:
     'a WebSocket already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions (`tasksUpdated(ids)` counts one per id), or a new watched task past `MAX_LOOPS_PER_KEY` or `MAX_LOOPS` (queries are still answered)',
   SERVICE_UNAVAILABLE:
-    "`recentTasks` while its store (Redis) is unreachable; submissions still succeed, unrecorded. In jwt mode, while task owners or per-user limits (Redis) are unreachable: a submit is refused before the upstream, or (Redis lost mid-submit, past 15 s of retries) answered with `extensions.idempotencyKey` to submit again with; a read or watch answers it rather than guess an owner",
+    '`recentTasks` while its store (Redis) is unreachable; submissions still succeed, unrecorded. In jwt mode, while task owners or per-user limits (Redis) are unreachable: a submit is refused before the upstream, or (Redis lost mid-submit, past 15 s of retries) answered with `extensions.idempotencyKey` to submit again with; a read or watch answers it rather than guess an owner',
   PERSISTED_QUERY_NOT_FOUND:
     'APQ: the hash is not (or no longer) known, send the operation text with it; with `TRUSTED_DOCUMENTS`: not one of them',
   PERSISTED_QUERY_MISMATCH: 'APQ: the operation text does not have the sha-256 it was sent with',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Scheduler } from '../lib/scheduler.ts';
+import { sha256 } from '../lib/sha256.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import type { Credential } from '../upstream/credential.ts';
@@ -51,6 +52,14 @@ export interface UserTasks {
   failed(user: EndUser, ticket: string | undefined): void;
   /** Each configured limit with what the user has used. */
   usage(user: EndUser): Promise<LimitUsage[]>;
+}
+
+/**
+ * The `Idempotency-Key` sent upstream for a user's key: every user shares the server's upstream key,
+ * so two users choosing the same key must not get the same task (the second would be answered the first's).
+ */
+export function userIdempotencyKey(user: EndUser, key: string): string {
+  return `u-${sha256(`${user.ownerHash}\n${key}`)}`;
 }
 
 /** Unfinished tasks re-read before a spend refusal when `USER_MAX_ACTIVE_TASKS` is off. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { badUserInput, gatewayError } from '../graphql/errors.ts';
 import { TaskOwnersUnavailableError } from '../identity/task-owners.ts';
+import { userIdempotencyKey } from '../identity/user-tasks.ts';
 import { builder } from '../schema/builder.ts';
 import { CancelTaskResultRef } from '../schema/cancel-task-result.ts';
 import { MAX_WAIT_SECONDS, SubmitTaskInputRef } from '../schema/submit-task-input.ts';
@@ -44,14 +45,15 @@ builder.mutationType({
         context.spendUpstream(1);
         const callback = context.webhooks.prepare(credential);
         const startedAt = context.now();
+        // A waiting submit may be cut short by a shutdown, and an owner record may fail after the upstream
+        // accepted: the key lets the gateway, or the client, ask again for the same task.
+        const requestedKey = idempotencyKey ?? (wait > 0 || admission ? `task-gateway-${randomUUID()}` : undefined);
         const submission = {
           model,
           action: action ?? 'generate',
           prompt: prompt ?? undefined,
           params: params ?? undefined,
-          // A waiting submit may be cut short by a shutdown, and an owner record may fail after the upstream
-          // accepted: the key lets the gateway, or the client, ask again for the same task.
-          idempotencyKey: idempotencyKey ?? (wait > 0 || admission ? `task-gateway-${randomUUID()}` : undefined),
+          idempotencyKey: user && requestedKey ? userIdempotencyKey(user, requestedKey) : requestedKey,
           waitSeconds: wait,
           callbackUrl: callback?.url,
         };
@@ -76,7 +78,7 @@ builder.mutationType({
             if (!(error instanceof TaskOwnersUnavailableError)) throw error;
             const message =
               'The task was submitted but its owner could not be recorded: submit again with the same idempotencyKey to get it.';
-            throw gatewayError('SERVICE_UNAVAILABLE', message, { extensions: { idempotencyKey: submission.idempotencyKey } });
+            throw gatewayError('SERVICE_UNAVAILABLE', message, { extensions: { idempotencyKey: requestedKey } });
           }
         }
         await context.recentTasks.record(context.historyKey(), {

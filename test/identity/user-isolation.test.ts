@@ -104,6 +104,16 @@ describe('two users on one server-held key (AUTH_MODE=jwt)', () => {
     expect((await answer('http', CANCEL, id, alice)).data.cancelTask).toEqual({ __typename: 'CancelledTask', id: '<id>' });
   });
 
+  it('gives two users who choose the same idempotencyKey two tasks, and one user the same task twice', async () => {
+    const SUBMIT_KEYED = `mutation { submitTask(input: { model: "gpt-image-2", prompt: "fox", idempotencyKey: "order-42" }) { ... on BaseTask { id } } }`;
+    const id = async (who: string) => (await firstOutcome(stack.gatewayUrl, 'http', SUBMIT_KEYED, {}, who)).result!.data.submitTask.id;
+    const alices = await id(alice);
+    const bobs = await id(bob);
+    expect(bobs).not.toBe(alices);
+    expect(await id(alice)).toBe(alices);
+    expect((await answer('http', TASK, alices, bob)).data.task).toBeNull();
+  });
+
   it('answers viewer with the signed-in user and, with no limit configured, no limits', async () => {
     const { result } = await firstOutcome(stack.gatewayUrl, 'http', 'query { viewer { id limits { limit } } }', {}, bob);
     expect(result).toEqual({ data: { viewer: { id: 'bob', limits: [] } } });
