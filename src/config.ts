@@ -1,6 +1,9 @@
 import { createPublicKey } from 'node:crypto';
+import { ConfigError, type Env, integer, list, optionalInteger, optionalNumber, rate, text, url } from './config-values.ts';
 import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
 import { isHttpUrl } from './lib/http-url.ts';
+
+export { ConfigError } from './config-values.ts';
 
 /**
  * The gateway's configuration: read from the environment once, validated,
@@ -99,15 +102,8 @@ export const DEV_IDENTITY_PROVIDER = Object.freeze({ issuer: 'urn:task-gateway:d
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 
-/** A bad value: its message is one line that names the variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 /** The demo key used with the embedded emulator when `UPSTREAM_API_KEY` is unset. */
 export const DEMO_API_KEY = 'sk-demo';
-
-type Env = Record<string, string | undefined>;
 
 /** Reads and validates the configuration; throws `ConfigError` naming the first bad variable. */
 export function readConfig(env: Env): Config {
@@ -233,43 +229,6 @@ function pemPublicKey(env: Env, name: string): string | null {
   return value;
 }
 
-/** A comma-separated list of non-empty entries. */
-function list(env: Env, name: string): string[] {
-  return (text(env, name) ?? '')
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-}
-
-function text(env: Env, name: string): string | null {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? null : value;
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const value = text(env, name);
-  if (value === null) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
-  }
-  return Number(value);
-}
-
-/** A whole number from `min` to `max`, or null (off) when unset. */
-function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
-  return text(env, name) === null ? null : integer(env, name, 0, min, max);
-}
-
-/** A number above 0 (decimals allowed), or null (off) when unset. */
-function optionalNumber(env: Env, name: string, max: number): number | null {
-  const value = text(env, name);
-  if (value === null) return null;
-  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > max) {
-    throw new ConfigError(`${name} must be a number above 0 (quota units); got ${JSON.stringify(value)}.`);
-  }
-  return Number(value);
-}
-
 /** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */
 function origins(env: Env, name: string): readonly string[] {
   const list = (text(env, name) ?? '')
@@ -304,22 +263,4 @@ function hosts(env: Env, name: string, publicUrl: string | null): readonly strin
   }
   if (list.length === 0) throw new ConfigError(`${name} must name at least one host, or be * for any.`);
   return Object.freeze(list);
-}
-
-/** A positive decimal number (requests per second), or null when unset. */
-function rate(env: Env, name: string, min: number, max: number): number | null {
-  const value = text(env, name);
-  if (value === null) return null;
-  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(`${name} must be a number of requests per second from ${min} to ${max}; got ${JSON.stringify(value)}.`);
-  }
-  return Number(value);
-}
-
-function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {
-  const value = text(env, name);
-  if (value === null) return null;
-  // The value itself is never echoed: a URL may carry a password.
-  if (!isHttpUrl(value, protocols)) throw new ConfigError(`${name} must be an absolute URL using ${protocols.join(' or ')}.`);
-  return value;
 }

@@ -18,7 +18,7 @@ describe('two replicas on Redis, each user seeing only their own tasks and limit
   let emulator: Emulator;
   let idp: TestIdentityProvider;
   let replicas: Replica[];
-  const run = 'r' + Math.random().toString(36).slice(2);
+  const run = `r${Math.random().toString(36).slice(2)}`;
   const bearer = async (user: string) => `Bearer ${await idp.sign({ sub: `${run}-${user}` })}`;
 
   beforeAll(async () => {
