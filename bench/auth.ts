@@ -32,7 +32,8 @@ async function submit(gateway: Gateway, authorization: string): Promise<string> 
   return body.data.submitTask.id;
 }
 
-export async function auth(heading: () => void): Promise<void> {
+/** Runs both measures; `only` picks one: `http` or `memory`. */
+export async function auth(heading: () => void, only?: string): Promise<void> {
   const idp = await startIdentityProvider();
   const upstream = forkChild('./perf-upstream.ts');
   const { url: upstreamUrl } = await upstream.next<{ url: string }>('started');
@@ -41,8 +42,8 @@ export async function auth(heading: () => void): Promise<void> {
     jwt: () => startGatewayProcess(upstreamUrl, { ...idp.env, UPSTREAM_API_KEY: SERVER_KEY, UPSTREAM_RATE_LIMIT_PER_KEY: '1000' }),
   };
   heading();
-  await httpPath(idp, upstream, start);
-  await subscriptionMemory(idp, start);
+  if (!only || only === 'http') await httpPath(idp, upstream, start);
+  if (!only || only === 'memory') await subscriptionMemory(idp, start);
   upstream.process.send({ type: 'stop' });
   await idp.stop();
 }
@@ -96,14 +97,14 @@ async function subscriptionMemory(
   start: Record<'key' | 'jwt', () => Promise<Gateway>>,
 ) {
   const rounds = { key: [] as number[], jwt: [] as number[] };
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < 3; round++) {
     for (const mode of ['key', 'jwt'] as const) rounds[mode].push(await perSubscription(idp, mode, await start[mode]()));
   }
   // RSS only grows by whole pages and heap chunks: the lowest of the rounds is the least noisy.
   const least = { key: Math.min(...rounds.key), jwt: Math.min(...rounds.jwt) };
   const show = (values: number[]) => values.map(kib).join(', ');
   console.log(
-    `\nRSS per WebSocket subscription: ${(SOCKETS * PER_SOCKET).toLocaleString('en')} on ${SOCKETS} sockets (one user per socket in jwt mode; least of 2 rounds, alternating)`,
+    `\nRSS per WebSocket subscription: ${(SOCKETS * PER_SOCKET).toLocaleString('en')} on ${SOCKETS} sockets (one user per socket in jwt mode; least of 3 rounds, alternating)`,
   );
   console.log(`   jwt mode: ${kib(least.jwt)} (rounds: ${show(rounds.jwt)})`);
   console.log(`   key mode: ${kib(least.key)} (rounds: ${show(rounds.key)})`);

@@ -25,7 +25,7 @@
  * 10. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
  *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]`, `-- quota` and `-- auth` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -337,7 +337,7 @@ if (!only || only === 'quota') {
   await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
   await redisServer?.kill();
 }
-if (!only || only === 'auth') await auth(() => heading('auth'));
+if (!only || only === 'auth') await auth(() => heading('auth'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

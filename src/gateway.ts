@@ -144,6 +144,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       coordinator.start();
       upstream.start();
       const url = await transports.listen();
+      if (authenticator?.devIdentityProvider) {
+        logger.warn(
+          { tokens: `${url}/dev/identity/token?user=<name>` },
+          'development identity provider: anyone who reaches it signs in as anyone (embedded emulator only)',
+        );
+      }
       logger.info(
         { port: Number(new URL(url).port), upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
         'task-gateway listening',

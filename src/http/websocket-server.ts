@@ -130,6 +130,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
             return true;
           }
           const caller = await authenticator.fromConnectionParams(context.connectionParams);
+          // Gone while its token was checked: no timer for a socket that `onClose` has already passed.
+          if (socket.readyState !== socket.OPEN) return false;
           callers.set(context, caller);
           // graphql-ws clients answer 4403 by calling `connectionParams` again: a fresh token, a new socket.
           expiries.set(

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, readConfig } from '../../src/config.ts';
 import { createGateway } from '../../src/gateway.ts';
@@ -8,11 +9,18 @@ import { startEmulator } from '../helpers/stack.ts';
 describe('the development identity provider (AUTH_MODE=jwt with the embedded emulator, no key source)', () => {
   let url: string;
   let stop: () => Promise<void>;
+  const logLines: string[] = [];
   beforeAll(async () => {
     const emulator = await startEmulator();
     // No UPSTREAM_URL: as `npm start` with the embedded emulator (the entry hands the gateway the emulator's URL).
     const config = readConfig({ PORT: '0', HOST: '127.0.0.1', AUTH_MODE: 'jwt' });
-    const gateway = createGateway({ config, upstreamUrl: emulator.url, logger: createLogger('silent') });
+    const logs = new Writable({
+      write(chunk, _encoding, done) {
+        logLines.push(String(chunk));
+        done();
+      },
+    });
+    const gateway = createGateway({ config, upstreamUrl: emulator.url, logger: createLogger('info', logs) });
     stop = track(() => gateway.stop());
     url = await gateway.start();
   });
@@ -53,6 +61,10 @@ describe('the development identity provider (AUTH_MODE=jwt with the embedded emu
     const bearer = /Bearer ([\w-]+\.[\w-]+\.[\w-]+)/.exec(page)?.[1];
     expect(bearer).toBeDefined();
     expect((await gql('{ task(id: "task_x") { __typename } }', bearer)).data).toEqual({ task: null });
+  });
+
+  it('warns at start that anyone can sign in as anyone', () => {
+    expect(logLines.join('')).toMatch(/"level":40.*development identity provider: anyone who reaches it signs in as anyone/);
   });
 
   it('is refused at start whenever UPSTREAM_URL is set', () => {
