@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import DataLoader from 'dataloader';
 import type { Scheduler } from '../lib/scheduler.ts';
 import { sha256 } from '../lib/sha256.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
@@ -83,6 +84,8 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
 
   const owned = async (user: EndUser, taskIds: readonly string[]) =>
     (await owners.ownersOf(taskIds)).map((owner) => owner === user.ownerHash);
+  // The watches one operation opens at once (`tasksUpdated(ids)`) ask for their owners in one round trip.
+  const ownerOf = new DataLoader<string, string | null>((ids) => owners.ownersOf(ids), { cache: false, maxBatchSize: 100 });
 
   /** Re-reads up to `max` unfinished tasks and ends those that ended; true when any did. */
   async function reconcile(user: EndUser, credential: Credential, max: number): Promise<boolean> {
@@ -131,8 +134,9 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
         };
         return once;
       };
-      const opening = owned(user, [taskId]).then(
-        ([mine]) => {
+      const opening = ownerOf.load(taskId).then(
+        (owner) => {
+          const mine = owner === user.ownerHash;
           if (left) return end(new TaskNotFoundError(taskId));
           if (!mine) return end(new TaskNotFoundError(taskId));
           if ((watching.get(user.ownerHash) ?? 0) >= maxWatchedTasks) {
