@@ -7,9 +7,10 @@ import { corsFromAllowList, useCrossSiteRequestRefusal, useVaryOnOrigin } from '
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
-import { costRules } from './limits.ts';
+import { costRules, MAX_TASKS_PER_SUBSCRIPTION } from './limits.ts';
 import { type MultipartSubscriptionsOptions, useMultipartSubscriptions } from './multipart-subscriptions.ts';
 import { type TrustedDocuments, useAutomaticPersistedQueries, useTrustedDocuments } from './persisted-operations.ts';
+import { useSubscriptionWeightLimit } from './subscription-weight.ts';
 
 export type ServerContext = { req: IncomingMessage; res: ServerResponse };
 export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
@@ -19,6 +20,8 @@ export interface GraphQLHttpOptions {
   multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
   /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
   trustedDocuments?: TrustedDocuments | null;
+  /** The heaviest subscription one request may hold (`MAX_SUBSCRIPTIONS_PER_CONNECTION`; `tasksUpdated` weighs its ids). Default 100. */
+  maxSubscriptionWeight?: number;
   /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
   corsOrigins?: readonly string[];
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
@@ -36,7 +39,7 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL } = options;
+  const { multipartHeartbeatMs, trustedDocuments = null, maxSubscriptionWeight = 100, corsOrigins = [], renderGraphiQL } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -54,6 +57,7 @@ export function createGraphQLHttpHandler(
       useHttpDocumentCache(),
       costLimits,
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
+      useSubscriptionWeightLimit(maxSubscriptionWeight, MAX_TASKS_PER_SUBSCRIPTION),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
     ],

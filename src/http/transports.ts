@@ -54,6 +54,7 @@ export function createTransports(options: TransportsOptions): Transports {
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
       multipartHeartbeatMs,
+      maxSubscriptionWeight: config.maxSubscriptionsPerConnection,
       corsOrigins: config.corsOrigins,
       renderGraphiQL: graphiql.renderPage,
     }),
