@@ -24,6 +24,8 @@ export interface GraphQLHttpOptions {
   maxSubscriptionWeight?: number;
   /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
   corsOrigins?: readonly string[];
+  /** Whether GraphiQL is served to browsers at `/graphql` (`GRAPHIQL`). Default true. */
+  graphiql?: boolean;
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
 }
@@ -39,7 +41,14 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, maxSubscriptionWeight = 100, corsOrigins = [], renderGraphiQL } = options;
+  const {
+    multipartHeartbeatMs,
+    trustedDocuments = null,
+    maxSubscriptionWeight = 100,
+    corsOrigins = [],
+    graphiql = true,
+    renderGraphiQL,
+  } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -75,7 +84,7 @@ export function createGraphQLHttpHandler(
         return masked;
       },
     },
-    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    graphiql: graphiql && { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
     // A small page; GraphiQL's scripts and styles come from this gateway (src/http/graphiql.ts), no CDN.
     renderGraphiQL: renderGraphiQL as never,
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
