@@ -50,8 +50,9 @@ describe('trusted documents written by GraphQL Code Generator (TRUSTED_DOCUMENTS
       HOST: '127.0.0.1',
       TRUSTED_DOCUMENTS: join(dir, 'gql', 'persisted-documents.json'),
     });
-    [, url] = (await gateway.waitFor(/GraphQL at (http:\/\/\S+)\/graphql/)) as unknown as [string, string];
-  }, 60_000);
+    // A liveness bound: a fresh Node process compiling the sources through tsx, on a busy machine.
+    [, url] = (await gateway.waitFor(/GraphQL at (http:\/\/\S+)\/graphql/, 90_000)) as unknown as [string, string];
+  }, 120_000);
   afterAll(async () => {
     await gateway?.stop();
     rmSync(dir, { recursive: true, force: true });
