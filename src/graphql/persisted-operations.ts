@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { useAPQ } from '@graphql-yoga/plugin-apq';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
+import { parse, print } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { sha256 } from '../lib/sha256.ts';
 import { createPersistedQueryStore, type PersistedQueryStoreOptions } from './persisted-query-store.ts';
@@ -77,6 +78,23 @@ export function useTrustedDocuments(documents: TrustedDocuments): Plugin {
   });
 }
 
+/**
+ * Whether an operation's text (as graphql-ws sends it) is one of the trusted documents: by its
+ * sha-256, or by what it parses to, since clients print a generated document themselves
+ * (`print(TaskByIdDocument)`), with other whitespace than the file's text.
+ */
+export function createTrustedTextCheck(documents: TrustedDocuments): (text: string) => boolean {
+  const printed = new Set([...documents.values()].map((text) => print(parse(text, { noLocation: true }))));
+  return (text) => {
+    if (documents.has(sha256(text))) return true;
+    try {
+      return printed.has(print(parse(text, { noLocation: true })));
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** The sha-256 hex of a document id, `<hex>` or `sha256:<hex>` (either case); null for any other form. */
 export function trustedDocumentHash(id: string): string | null {
   const hex = id.toLowerCase().replace(/^sha256:/, '');
@@ -105,6 +123,11 @@ export function loadTrustedDocuments(path: string): TrustedDocuments {
       throw new Error(
         `TRUSTED_DOCUMENTS: the entry ${JSON.stringify(id.slice(0, 23))}... is not the sha-256 of its operation (as hex or sha256:<hex>).`,
       );
+    }
+    try {
+      parse(query, { noLocation: true });
+    } catch {
+      throw new Error(`TRUSTED_DOCUMENTS: the entry ${JSON.stringify(id.slice(0, 23))}... is not a GraphQL document.`);
     }
     documents.set(hash, query);
   }

@@ -2,11 +2,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from '@graphql-codegen/cli';
+import { type DocumentNode, print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTrustedDocuments } from '../../src/graphql/persisted-operations.ts';
 import { sha256 } from '../../src/lib/sha256.ts';
 import { type Spawned, spawnEntry } from '../helpers/spawn.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
+import { connectWs } from '../helpers/ws-client.ts';
 
 const SCHEMA = new URL('../../schema.graphql', import.meta.url).pathname;
 const OPERATIONS = `
@@ -88,6 +90,30 @@ describe('trusted documents written by GraphQL Code Generator (TRUSTED_DOCUMENTS
     get.searchParams.set('documentId', idOf('TaskById'));
     get.searchParams.set('variables', JSON.stringify({ id }));
     expect(await (await fetch(get, { headers: { accept: 'application/json' } })).json()).toEqual(byDocumentId);
+  });
+
+  it('runs over WebSocket the text a client prints from the generated document, and nothing else', async () => {
+    const generated = readFileSync(join(dir, 'gql', 'graphql.ts'), 'utf8');
+    const literal = generated.match(/export const WatchTaskDocument = (\{.*\}) as unknown as/)?.[1];
+    const document = JSON.parse(literal!) as DocumentNode;
+    const printed = print(document);
+    // graphql-js prints on several lines: not the file's text, so not its hash.
+    expect(Object.values(manifest)).not.toContain(printed);
+    const submitted = (await (await post({ documentId: idOf('Submit'), variables: { prompt: 'a fox' } })).json()) as any;
+    const client = connectWs(url, null);
+    const first = (query: string) =>
+      new Promise<string>((resolve) => {
+        client.subscribe(
+          { query, variables: { id: submitted.data.submitTask.id } },
+          {
+            next: (result) => resolve(JSON.stringify(result)),
+            error: (error) => resolve(JSON.stringify(error)),
+            complete: () => undefined,
+          },
+        );
+      });
+    expect(await first(printed)).toContain('"QueuedTask"');
+    expect(await first('subscription WatchTask($id: ID!) { taskUpdated(id: $id) { __typename } }')).toContain('PERSISTED_QUERY_ONLY');
   });
 
   it('refuses an unknown document and operation text with 400, in either response type', async () => {
