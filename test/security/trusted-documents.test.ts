@@ -143,6 +143,16 @@ describe('trusted documents written by GraphQL Code Generator (TRUSTED_DOCUMENTS
   });
 });
 
+describe('loadTrustedDocuments', () => {
+  it('stops start-up on an entry that is not a GraphQL document, naming the file variable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trusted-'));
+    const path = join(dir, 'persisted-documents.json');
+    writeFileSync(path, JSON.stringify({ [`sha256:${sha256('{ nonsense')}`]: '{ nonsense' }));
+    expect(() => loadTrustedDocuments(path)).toThrow(/^TRUSTED_DOCUMENTS: .* is not a GraphQL document\.$/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('trusted documents with GRAPHIQL=on', () => {
   let stack: Stack;
   beforeAll(async () => {
