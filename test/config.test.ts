@@ -18,6 +18,7 @@ describe('readConfig', () => {
       trustedDocuments: null,
       graphiql: true,
       corsOrigins: [],
+      allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       upstreamRateLimitPerKey: null,
       maxUpstreamInFlightPerKey: 8,
       upstreamQueueTimeoutMs: 10_000,
