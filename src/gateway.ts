@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -95,6 +96,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   // jwt mode: end users bring tokens; every upstream request uses the server's key (config requires it).
   const authenticator =
     config.auth.mode === 'jwt' ? createAuthenticator({ auth: config.auth, serverCredential: defaultCredential!, now, scheduler }) : null;
+  // Every waiting submit listens to it until it ends: as many as run at once, none left behind (not a leak to warn of).
+  setMaxListeners(0, stopping.signal);
   const services: ContextServices = {
     tasksClient,
     poller,

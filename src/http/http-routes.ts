@@ -7,6 +7,7 @@ import { sendJson } from '../lib/send-json.ts';
 import { type Logger, loggablePath } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import { WEBHOOK_PATH } from '../webhooks.ts';
+import { createHostAllowList, type HostAllowList } from './allowed-hosts.ts';
 import { GRAPHIQL_ASSETS_PATH } from './graphiql.ts';
 
 /** Largest GraphQL request body accepted, in bytes. */
@@ -15,11 +16,13 @@ export const MAX_REQUEST_BYTES = 256 * 1024;
 export interface HttpRoutesOptions {
   /** GraphQL over HTTP, SSE and GraphiQL (yoga): everything the other routes do not take. */
   graphql: (request: IncomingMessage, response: ServerResponse) => unknown;
-  /** GraphiQL's static assets. */
-  graphiql: { handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> };
+  /** GraphiQL's static assets; null: neither they nor the demo page are served (`GRAPHIQL=off`). */
+  graphiql: { handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> } | null;
   webhooks: { handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> };
   metrics: GatewayMetrics;
   logger: Logger;
+  /** The `Host` names GraphQL, GraphiQL and the demo page answer on (`ALLOWED_HOSTS`). Default: loopback names only. */
+  hosts?: Pick<HostAllowList, 'allowsHost' | 'hostRefusal'>;
   /** Whether the upstream answers at all, for `/readyz`. */
   probe: () => Promise<boolean>;
   /** How coordination stands, for `/readyz`: `local`, `redis`, or `degraded: polling locally`. */
@@ -44,8 +47,10 @@ export interface HttpRoutes {
 
 /**
  * The plain HTTP side of the gateway: `/healthz`, `/readyz`, `/metrics`, the
- * demo page at `/`, webhooks, request ids and access logs, and the body
- * limits applied before GraphQL sees a request.
+ * demo page at `/`, webhooks, request ids and access logs, the `Host` check and
+ * the body limits applied before GraphQL sees a request. Probes, metrics and
+ * webhooks answer whatever the `Host` (load balancers probe by address; a webhook
+ * carries its own token); everything else needs a listed `Host`.
  */
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const {
@@ -58,6 +63,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     coordination,
     identity,
     devIdentityProvider = null,
+    hosts = createHostAllowList(),
     readinessTtlMs = 2_000, // 2 s
     maxRequestBytes = MAX_REQUEST_BYTES,
     now = Date.now,
@@ -86,16 +92,18 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       const body = { status, coordination: coordination(), ...(keys ? { identity: keys.detail } : {}) };
       return sendJson(response, status === 'ready' ? 200 : 503, body);
     }
-    if (devIdentityProvider && path.startsWith(DEV_IDENTITY_PROVIDER_PATH)) {
-      return devIdentityProvider.handle(request, response, path.slice(DEV_IDENTITY_PROVIDER_PATH.length));
-    }
     if (path === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
       return;
     }
-    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
-    if (path === '/' && request.method === 'GET') {
+    if (!hosts.allowsHost(request.headers.host)) return sendJson(response, 421, hosts.hostRefusal);
+    if (devIdentityProvider && path.startsWith(DEV_IDENTITY_PROVIDER_PATH)) {
+      return devIdentityProvider.handle(request, response, path.slice(DEV_IDENTITY_PROVIDER_PATH.length));
+    }
+    if (graphiql && path.startsWith(GRAPHIQL_ASSETS_PATH))
+      return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
+    if (graphiql && path === '/' && request.method === 'GET') {
       // A plain page, no build step; read once, on first use.
       demoPage ??= readFile(new URL('../demo/index.html', import.meta.url));
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(await demoPage);

@@ -10,6 +10,7 @@ import type { Authenticator } from '../identity/authenticator.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Webhooks } from '../webhooks.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
@@ -64,15 +65,18 @@ export function createTransports(options: TransportsOptions): Transports {
     authenticator = null,
   } = options;
   const graphiql = createGraphiQL();
+  const hosts = createHostAllowList({ allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins });
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
       multipartHeartbeatMs,
+      maxSubscriptionWeight: config.maxSubscriptionsPerConnection,
       corsOrigins: config.corsOrigins,
+      graphiql: config.graphiql,
       renderGraphiQL: graphiql.renderPage,
       authenticator,
     }),
-    graphiql,
+    graphiql: config.graphiql ? graphiql : null,
     webhooks,
     metrics,
     logger,
@@ -80,6 +84,7 @@ export function createTransports(options: TransportsOptions): Transports {
     coordination,
     identity: authenticator?.status,
     devIdentityProvider: authenticator?.devIdentityProvider ?? null,
+    hosts,
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -89,7 +94,7 @@ export function createTransports(options: TransportsOptions): Transports {
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
-    allowedOrigins: config.corsOrigins,
+    refuseUpgrade: hosts.upgradeRefusal,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
     authenticator,
   });
@@ -97,6 +102,9 @@ export function createTransports(options: TransportsOptions): Transports {
   return {
     connections: webSockets.connections,
     async listen() {
+      if (config.allowedHosts === null && config.upstreamApiKey !== null) {
+        logger.warn('ALLOWED_HOSTS=* with a default key: any site whose name comes to resolve here (DNS rebinding) can spend that key');
+      }
       webSockets.start();
       return listen(server, config.port, config.host);
     },

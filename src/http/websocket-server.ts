@@ -3,17 +3,16 @@ import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext, type ResolvedCaller } from '../graphql/context.ts';
-import { isAllowedWebSocketOrigin } from '../graphql/cross-site.ts';
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
-import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenRefusedError } from '../identity/token-refused-error.ts';
-import { sha256 } from '../lib/sha256.ts';
 import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
 
 export interface WebSocketServerOptions {
@@ -32,8 +31,8 @@ export interface WebSocketServerOptions {
   maxPayloadBytes?: number;
   /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
   connectionInitTimeoutMs?: number;
-  /** Origins besides the gateway's own whose pages may open sockets (`CORS_ORIGINS`). Default none. */
-  allowedOrigins?: readonly string[];
+  /** The raw HTTP answer refusing an upgrade, or null to accept it (`HostAllowList.upgradeRefusal`). Default: loopback `Host` names and no browser origin but theirs. */
+  refuseUpgrade?: (request: IncomingMessage) => string | null;
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
@@ -73,10 +72,11 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     keepAliveMs = 30_000, // 30 s
     onSocketError = () => undefined,
     trustedDocuments = null,
-    allowedOrigins = [],
+    refuseUpgrade = createHostAllowList().upgradeRefusal,
     authenticator = null,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
   const callers = new WeakMap<object, ResolvedCaller>();
   /** Per socket in jwt mode: cancels the timer that closes it when its token expires. */
   const expiries = new WeakMap<object, () => void>();
@@ -85,10 +85,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
-    if (!isAllowedWebSocketOrigin(request.headers.origin, request.headers.host, allowedOrigins)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
+    const refusal = refuseUpgrade(request);
+    if (refusal !== null) return void socket.end(refusal);
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
 
@@ -156,7 +154,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
         expiries.get(context)?.();
       },
       onSubscribe: (context, id, params) => {
-        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+        if (isTrusted && !isTrusted(params.query)) {
           return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
         }
         const { document, errors } = executor.prepare(params.query);
