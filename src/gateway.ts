@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -11,6 +12,7 @@ import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore, recordingNeverFails } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
+import { createOperationTracing } from './telemetry/operation-spans.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';
@@ -38,6 +40,8 @@ export interface GatewayOptions {
   trustedDocuments?: TrustedDocuments | null;
   /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
   multipartHeartbeatMs?: number;
+  /** Traces operations, polls and upstream requests (OpenTelemetry). Default: none, and no span is made. */
+  tracer?: Tracer;
 }
 
 export interface Gateway {
@@ -57,13 +61,13 @@ export interface Gateway {
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null, tracer } = options;
   const logSink = options.logger ? null : createLogSink();
   const logger = options.logger ?? createLogger(config.logLevel, logSink ?? undefined);
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
-  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, scheduler });
+  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, scheduler, tracer });
   const { client: tasksClient, requestScheduler } = upstream;
   // Loops and budgets are both shared only while both reach Redis.
   const shared = () => coordinator.healthy() && upstream.budgetShared();
@@ -109,6 +113,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
     trustedDocuments,
     multipartHeartbeatMs: options.multipartHeartbeatMs,
+    operationTracing: tracer ? createOperationTracing(tracer) : undefined,
   });
   metrics.observe({
     connections: transports.connections,

@@ -23,6 +23,8 @@ export interface GraphQLHttpOptions {
   corsOrigins?: readonly string[];
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
+  /** More plugins, run first (tracing's operation spans). Default: none. */
+  plugins?: readonly Plugin[];
 }
 
 /**
@@ -36,7 +38,7 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL } = options;
+  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL, plugins = [] } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -50,6 +52,7 @@ export function createGraphQLHttpHandler(
     // Ours instead of yoga's: bounded in characters, token-limited, no failures kept (see http-document-cache.ts).
     parserAndValidationCache: false,
     plugins: [
+      ...plugins,
       useCrossSiteRequestRefusal(),
       useHttpDocumentCache(),
       costLimits,

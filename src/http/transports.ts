@@ -8,6 +8,7 @@ import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import type { OperationTracing } from '../telemetry/operation-spans.ts';
 import type { Webhooks } from '../webhooks.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
@@ -27,6 +28,8 @@ export interface TransportsOptions {
   trustedDocuments: TrustedDocuments | null;
   /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
   multipartHeartbeatMs?: number;
+  /** A span per operation on every transport. Default: none. */
+  operationTracing?: OperationTracing;
 }
 
 /**
@@ -48,7 +51,8 @@ export interface Transports {
 }
 
 export function createTransports(options: TransportsOptions): Transports {
-  const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs } = options;
+  const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs, operationTracing } =
+    options;
   const graphiql = createGraphiQL();
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
@@ -56,6 +60,7 @@ export function createTransports(options: TransportsOptions): Transports {
       multipartHeartbeatMs,
       corsOrigins: config.corsOrigins,
       renderGraphiQL: graphiql.renderPage,
+      plugins: operationTracing ? [operationTracing.plugin] : [],
     }),
     graphiql,
     webhooks,
@@ -73,6 +78,7 @@ export function createTransports(options: TransportsOptions): Transports {
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
     allowedOrigins: config.corsOrigins,
+    operationTracing,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
   });
 

@@ -10,6 +10,7 @@ import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import { sha256 } from '../lib/sha256.ts';
+import type { OperationTracing } from '../telemetry/operation-spans.ts';
 import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
@@ -36,6 +37,8 @@ export interface WebSocketServerOptions {
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
   onSocketError?: (error: Error) => void;
+  /** A span per operation, continuing the `traceparent` of the subscribe message's `extensions` or of the upgrade. Default: none. */
+  operationTracing?: OperationTracing;
 }
 
 export interface GraphQLWebSocketServer {
@@ -70,6 +73,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     onSocketError = () => undefined,
     trustedDocuments = null,
     allowedOrigins = [],
+    operationTracing,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
@@ -110,11 +114,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     }
   };
 
+  const execute: Executor['execute'] = operationTracing ? (args) => operationTracing.execute(args, executor.execute) : executor.execute;
   const server = useServer(
     {
       connectionInitWaitTimeout: connectionInitTimeoutMs,
-      execute: executor.execute as never,
-      subscribe: executor.execute as never,
+      execute: execute as never,
+      subscribe: execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
       onConnect: (context) => {
@@ -153,13 +158,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           ];
         }
         held.set(id, weight);
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: createRequestContext(services, { credential: credentials.get(context)! }),
-        };
+        const contextValue = createRequestContext(services, { credential: credentials.get(context)! });
+        operationTracing?.continueFrom(contextValue, { ...context.extra.request.headers, ...params.extensions });
+        return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
       },
     },
     webSockets,

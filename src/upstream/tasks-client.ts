@@ -73,6 +73,18 @@ export interface TasksClientOptions {
   onRequest?: (endpoint: string, outcome: string, seconds: number) => void;
   /** Told of each result link dropped because it is not an absolute http(s) URL: the task and the link's scheme. Default: nothing. */
   onDroppedUrl?: (taskId: string, scheme: string) => void;
+  /** Traces each exchange (`src/telemetry`): its headers are added to the request. Default: none, and nothing is spent on tracing. */
+  trace?: ExchangeTracer;
+}
+
+/** How an exchange is traced: begun as it is dispatched, ended with its status (null: no answer). */
+export interface ExchangeTracer {
+  /** `template` is the path with `{id}` for the task id (`/v1/tasks/{id}`); answers the headers to send with it. */
+  begin(method: string, template: string, path: string): TracedExchange;
+}
+export interface TracedExchange {
+  readonly headers: Readonly<Record<string, string>>;
+  end(status: number | null, error?: unknown): void;
 }
 
 /** Creates the undici client of the upstream Task API. */
@@ -86,6 +98,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     now = Date.now,
     onRequest,
     onDroppedUrl,
+    trace,
   } = options;
   const base = new URL(baseUrl);
   const origin = base.origin;
@@ -93,10 +106,12 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   const dispatcher = injected ?? new Agent({ keepAliveTimeout: 30_000, connections: maxConnections, connect: { timeout: timeoutMs } });
 
   const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
+  const templates = { tasks: `${basePath}/tasks`, task: `${basePath}/tasks/{id}`, cancel: `${basePath}/tasks/{id}/cancel` };
 
   /** One exchange with the upstream; rejects with the caller's reason, or an `UpstreamError`. */
   function send(
     method: 'GET' | 'POST',
+    template: string,
     path: string,
     credential: Credential,
     signal: AbortSignal | undefined,
@@ -110,6 +125,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, signal);
     const authorization = `Bearer ${credential.apiKey}`;
+    const traced = trace?.begin(method, template, path);
     dispatcher.dispatch(
       {
         origin,
@@ -119,13 +135,23 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         bodyTimeout: deadlineMs,
         headers:
           body === undefined
-            ? { authorization, accept: 'application/json' }
-            : { authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
+            ? { ...traced?.headers, authorization, accept: 'application/json' }
+            : { ...traced?.headers, authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
         body: payload,
       },
       answer,
     );
-    return answer.promise;
+    if (!traced) return answer.promise;
+    return answer.promise.then(
+      (response) => {
+        traced.end(response.status);
+        return response;
+      },
+      (error: unknown) => {
+        traced.end(null, error);
+        throw error;
+      },
+    );
   }
 
   /** Turns a non-2xx answer into its typed error. */
@@ -192,7 +218,9 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         // Invalid ids never count as requests.
         return Promise.reject(error);
       }
-      return finish('get', performance.now(), send('GET', path, credential, signal), (response) => taskFrom(response, credential, id));
+      return finish('get', performance.now(), send('GET', templates.task, path, credential, signal), (response) =>
+        taskFrom(response, credential, id),
+      );
     },
 
     async probe() {
@@ -218,13 +246,13 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
       if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
       if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
       const body = { ...params, model, action, prompt, callback_url: callbackUrl };
-      const exchange = send('POST', `${basePath}/tasks`, credential, signal, body, headers, waitSeconds * 1000);
+      const exchange = send('POST', templates.tasks, `${basePath}/tasks`, credential, signal, body, headers, waitSeconds * 1000);
       return finish('submit', performance.now(), exchange, (response) => taskFrom(response, credential));
     },
 
     async cancelTask(id, credential, { signal } = {}) {
       const path = `${taskPath(id)}/cancel`;
-      return finish('cancel', performance.now(), send('POST', path, credential, signal), (response) => {
+      return finish('cancel', performance.now(), send('POST', templates.cancel, path, credential, signal), (response) => {
         if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
         return normaliseCancel(response.body, id);
       });
