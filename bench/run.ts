@@ -22,8 +22,10 @@
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
+ * 10. the cost of OpenTelemetry tracing at 100 % sampling (bench/tracing.ts): task(id) over HTTP
+ *     and CPU per poll, beside the same build with tracing off.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]` and `-- quota` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota` and `-- tracing` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -40,6 +42,7 @@ import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
 import { quota } from './quota.ts';
+import { tracing } from './tracing.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -57,6 +60,7 @@ const SECTIONS = {
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
   quota: 'Upstream quota',
+  tracing: 'Tracing (OpenTelemetry, OTLP/HTTP) beside the same build with tracing off (each process measured alone from /proc)',
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -333,6 +337,7 @@ if (!only || only === 'quota') {
   await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
   await redisServer?.kill();
 }
+if (!only || only === 'tracing') await tracing(() => heading('tracing'));
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);
