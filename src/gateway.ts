@@ -48,8 +48,8 @@ export interface Gateway {
   /** Connects to Redis (when configured), listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
   start(): Promise<string>;
   /**
-   * Stops accepting, closes WebSockets with 1001 (clients reconnect), completes
-   * SSE subscriptions, stops every poll loop, lets in-flight requests finish for up to `graceMs`
+   * Stops accepting, closes WebSockets with 1001 and cuts SSE and multipart streams (clients
+   * reconnect and subscribe again), stops every poll loop, lets in-flight requests finish for up to `graceMs`
    * (default 5 000), then closes what is left, the upstream pool and Redis.
    */
   stop(graceMs?: number): Promise<void>;
@@ -141,9 +141,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     async stop(graceMs = 5_000) {
       stopping.abort();
       const closed = transports.refuse();
-      // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe
-      // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
-      await transports.closeWebSockets();
+      // Before the loops stop (which would complete every subscription): WebSockets close with 1001 and
+      // SSE and multipart streams are cut, none with a `complete`, so their clients subscribe again (to
+      // another replica, or to this one restarted) instead of taking the watch for over.
+      await transports.endStreams();
       poller.dispose();
       // Past the grace, what still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
       await transports.drain(closed, graceMs, () => upstream.cut());

@@ -44,8 +44,12 @@ export interface Transports {
   listen(): Promise<string>;
   /** Refuses new requests (503) and stops accepting connections; resolves when every connection has closed. */
   refuse(): Promise<void>;
-  /** Closes every WebSocket with 1001 (clients reconnect and resubscribe elsewhere or later). */
-  closeWebSockets(): Promise<void>;
+  /**
+   * Ends every subscription stream as its clients read a restart, never as the end of the task:
+   * WebSockets close with 1001, SSE and multipart streams are cut without their normal end.
+   * Clients reconnect and subscribe again, elsewhere or later.
+   */
+  endStreams(): Promise<void>;
   /** Lets in-flight requests finish for up to `graceMs`, then closes what is left and calls `onGraceOver`. */
   drain(closed: Promise<void>, graceMs: number, onGraceOver: () => void): Promise<void>;
 }
@@ -92,7 +96,10 @@ export function createTransports(options: TransportsOptions): Transports {
       routes.refuse();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
-    closeWebSockets: () => webSockets.dispose(),
+    async endStreams() {
+      routes.cutStreams();
+      await webSockets.dispose();
+    },
     async drain(closed, graceMs, onGraceOver) {
       server.closeIdleConnections();
       const grace = setTimeout(() => {
