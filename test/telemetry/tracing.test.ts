@@ -42,7 +42,8 @@ async function startTracedGateway(upstream: StandIn, receiver: OtlpReceiver, pro
     OTEL_BSP_SCHEDULE_DELAY: '50',
     OTEL_SERVICE_NAME: 'gateway-under-test',
   });
-  await process.waitFor(/task-gateway listening/);
+  // Liveness only: a busy machine can take a while to start a process through tsx.
+  await process.waitFor(/task-gateway listening/, 45_000);
   return { url: `http://127.0.0.1:${port}`, process };
 }
 
@@ -66,7 +67,7 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
       return json(response, 200, reads < 3 ? task(id, 'processing') : task(id, 'completed', { result: { images: [] } }));
     });
     gateway = await startTracedGateway(upstream, receiver, 'http/json');
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     await gateway?.process.stop();
   });
@@ -178,7 +179,7 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
 });
 
 describe('OTLP/HTTP with protobuf, the default encoding', () => {
-  it('exports spans as application/x-protobuf carrying the trace id of the operation', async () => {
+  it('exports spans as application/x-protobuf carrying the trace id of the operation', { timeout: 60_000 }, async () => {
     const receiver = await startOtlpReceiver();
     const upstream = await startStandIn((request, response) => json(response, 200, task('task-proto', 'completed', { result: {} })));
     const gateway = await startTracedGateway(upstream, receiver, 'http/protobuf');
