@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { OperationTracing } from '../telemetry/operation-spans.ts';
 import type { Webhooks } from '../webhooks.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
@@ -58,6 +59,7 @@ export function createTransports(options: TransportsOptions): Transports {
   const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs, operationTracing } =
     options;
   const graphiql = createGraphiQL();
+  const hosts = createHostAllowList({ allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins });
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
@@ -72,6 +74,7 @@ export function createTransports(options: TransportsOptions): Transports {
     logger,
     probe,
     coordination,
+    hosts,
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -81,7 +84,7 @@ export function createTransports(options: TransportsOptions): Transports {
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
-    allowedOrigins: config.corsOrigins,
+    refuseUpgrade: hosts.upgradeRefusal,
     operationTracing,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
   });
@@ -89,6 +92,9 @@ export function createTransports(options: TransportsOptions): Transports {
   return {
     connections: webSockets.connections,
     async listen() {
+      if (config.allowedHosts === null && config.upstreamApiKey !== null) {
+        logger.warn('ALLOWED_HOSTS=* with a default key: any site whose name comes to resolve here (DNS rebinding) can spend that key');
+      }
       webSockets.start();
       return listen(server, config.port, config.host);
     },
