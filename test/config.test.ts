@@ -24,6 +24,7 @@ describe('readConfig', () => {
       maxLoopsPerKey: 1_000,
       maxLoops: 100_000,
       logLevel: 'info',
+      tracing: null,
     });
   });
 
@@ -36,6 +37,17 @@ describe('readConfig', () => {
       'https://app.example',
       'http://localhost:5173',
     ]);
+  });
+
+  it('traces only when an OTLP endpoint is set and nothing turns tracing off', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(readConfig({}).tracing).toBeNull();
+    expect(readConfig(endpoint).tracing).toEqual({ serviceName: 'task-gateway' });
+    expect(readConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces', OTEL_SERVICE_NAME: 'edge' }).tracing).toEqual({
+      serviceName: 'edge',
+    });
+    expect(readConfig({ ...endpoint, OTEL_SDK_DISABLED: 'true' }).tracing).toBeNull();
+    expect(readConfig({ ...endpoint, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeNull();
   });
 
   it('is frozen', () => {
@@ -63,6 +75,14 @@ describe('readConfig', () => {
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example/' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example,app2.example' }, 'CORS_ORIGINS'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'sometimes' }, 'OTEL_TRACES_SAMPLER'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER'],
   ])('refuses %o with one line naming %s', (env, name) => {
     let error: unknown;
     try {
