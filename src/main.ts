@@ -44,7 +44,8 @@ const gateway = createGateway({
   tracer: tracing ? trace.getTracer('task-gateway') : undefined,
 });
 const url = await gateway.start();
-logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+if (config.graphiql) logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+else logger.info({ url: `${url}/graphql`, emulator: emulator !== null }, `GraphQL at ${url}/graphql (GraphiQL off)`);
 
 /** Signals received so far: the first stops the gateway, the next ones are logged, the third forces the exit. */
 let signals = 0;
