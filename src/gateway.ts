@@ -1,7 +1,7 @@
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { createTransports } from './http/transports.ts';
+import { createTransports, type TransportsOptions } from './http/transports.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -36,8 +36,8 @@ export interface GatewayOptions {
   recentTasks?: RecentTasksStore;
   /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
   trustedDocuments?: TrustedDocuments | null;
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
-  multipartHeartbeatMs?: number;
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
+  multipartHeartbeatMs?: TransportsOptions['multipartHeartbeatMs'];
 }
 
 export interface Gateway {

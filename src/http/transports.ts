@@ -5,7 +5,7 @@ import { schema } from '../executable-schema.ts';
 import type { ContextServices } from '../graphql/context.ts';
 import { createExecutor } from '../graphql/executor.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
-import { createGraphQLHttpHandler } from '../graphql/yoga.ts';
+import { createGraphQLHttpHandler, type GraphQLHttpOptions } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Webhooks } from '../webhooks.ts';
@@ -25,8 +25,8 @@ export interface TransportsOptions {
   coordination: () => string;
   /** The only operations allowed; null: any, with APQ. */
   trustedDocuments: TrustedDocuments | null;
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
-  multipartHeartbeatMs?: number;
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
+  multipartHeartbeatMs?: GraphQLHttpOptions['multipartHeartbeatMs'];
 }
 
 /**
