@@ -3,7 +3,7 @@ import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './err
 import { createLocalBudget } from './key-budget.ts';
 import { createKeyStanding } from './key-standing.ts';
 import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';
-import type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import { MAX_IN_FLIGHT, type RequestScheduler, type RequestSchedulerOptions, type ScheduleHints } from './request-scheduling.ts';
 
 export type { RequestPriority } from './request-lanes.ts';
 
@@ -54,7 +54,7 @@ interface KeyState {
 export function createRequestScheduler(options: RequestSchedulerOptions = {}): RequestScheduler {
   const {
     maxInFlightPerKey = 8,
-    maxInFlight = 128,
+    maxInFlight = MAX_IN_FLIGHT,
     maxQueuedPerKey = 2_000,
     maxQueueWaitMs = 10_000, // 10 s
     failFastMs = 30_000, // 30 s

@@ -8,9 +8,6 @@ import { createRequestScheduler, type RequestScheduler } from './request-schedul
 import { createScheduledClient } from './scheduled-client.ts';
 import { createTasksClient, type TasksClient } from './tasks-client.ts';
 
-/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
-export const MAX_UPSTREAM_IN_FLIGHT = 128;
-
 export interface UpstreamOptions {
   config: Config;
   /** The upstream base URL, including `/v1`. */
@@ -45,7 +42,6 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const client = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
     now,
     onRequest: metrics.upstreamRequest,
     onDroppedUrl: (taskId, scheme) => {
@@ -65,7 +61,6 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const requestScheduler = createRequestScheduler({
     budget,
     maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
-    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
     maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
     maxQueueWaitMs: config.upstreamQueueTimeoutMs,
     now,
