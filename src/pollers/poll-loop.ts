@@ -1,6 +1,7 @@
+import { GatewayError, PollTimeoutError } from '../errors.ts';
 import { type BackoffOptions, type Scheduler, withJitter } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
-import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
+import { RateLimitedError, UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions } from '../upstream/tasks-client.ts';
 import { createEtaEstimator } from './eta.ts';
@@ -264,7 +265,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   }
 
   function fault(caught: unknown): void {
-    const error = caught instanceof UpstreamError ? caught : new UpstreamUnavailableError('The upstream request failed.');
+    const error = caught instanceof GatewayError ? caught : new UpstreamUnavailableError('The upstream request failed.');
     if (!error.transient) {
       end(error);
       return;
@@ -280,7 +281,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   }
 
   /** Ends every watcher with `error` and stops the loop. */
-  function end(error: UpstreamError): void {
+  function end(error: GatewayError): void {
     for (const sink of sinks) sink.push(error, true);
     stop();
   }

@@ -1,6 +1,6 @@
+import { TooManySubscriptionsError } from '../errors.ts';
 import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
-import { TooManySubscriptionsError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions, TasksClient } from '../upstream/tasks-client.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './loop-coordinator.ts';

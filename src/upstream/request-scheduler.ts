@@ -1,5 +1,6 @@
+import { QueueTimeoutError } from '../errors.ts';
 import { realScheduler } from '../lib/scheduler.ts';
-import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
+import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createKeyStanding } from './key-standing.ts';
 import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';

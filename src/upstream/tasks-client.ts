@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
 import type { Credential } from './credential.ts';
 import {
   BadRequestError,
@@ -7,7 +8,7 @@ import {
   TaskNotCancellableError,
   TaskNotFoundError,
   UnauthenticatedError,
-  UpstreamError,
+  type UpstreamError,
   UpstreamInvalidError,
   UpstreamUnavailableError,
 } from './errors.ts';
@@ -171,14 +172,14 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         try {
           result = read(response);
         } catch (error) {
-          report(error instanceof UpstreamError ? error.code : 'ABORTED');
+          report(error instanceof GatewayError ? error.code : 'ABORTED');
           throw error;
         }
         report('ok');
         return result;
       },
       (error: unknown) => {
-        report(error instanceof UpstreamError ? error.code : 'ABORTED');
+        report(error instanceof GatewayError ? error.code : 'ABORTED');
         throw error;
       },
     );
