@@ -18,6 +18,8 @@ export interface LruMap<K, V> {
   peek(key: K): V | undefined;
   set(key: K, value: V): void;
   delete(key: K): void;
+  /** Drops every entry. */
+  clear(): void;
   readonly size: number;
   /** Bytes held, by `sizeOf`. */
   readonly bytes: number;
@@ -54,6 +56,10 @@ export function createLruMap<K, V>(options: LruMapOptions<V>): LruMap<K, V> {
       while (entries.size > maxEntries || bytes > maxBytes) remove(entries.keys().next().value as K);
     },
     delete: remove,
+    clear() {
+      entries.clear();
+      bytes = 0;
+    },
     get size() {
       return entries.size;
     },
