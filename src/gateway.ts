@@ -1,3 +1,5 @@
+import { type CallbackTokenStore, createMemoryCallbackTokens } from './callback-tokens/callback-tokens.ts';
+import { createRedisCallbackTokens } from './callback-tokens/redis-callback-tokens.ts';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -30,8 +32,10 @@ export interface GatewayOptions {
   random?: () => number;
   /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
   droppedLogLines?: () => number;
-  /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
+  /** How poll loops are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
+  /** Where webhook callback tokens are kept. Default: shared through Redis with `config.redisUrl`, else in this process only. */
+  callbackTokens?: CallbackTokenStore;
   /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
   recentTasks?: RecentTasksStore;
   /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
@@ -87,7 +91,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const recentTasks = recordingNeverFails(recentTasksStore, () =>
     logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
   );
-  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  const callbackTokens =
+    options.callbackTokens ??
+    (config.redisUrl ? createRedisCallbackTokens({ url: config.redisUrl, now }) : createMemoryCallbackTokens({ now }));
+  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
   const services: ContextServices = {
@@ -125,6 +132,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     async start() {
       coordinator.start();
+      callbackTokens.start();
       upstream.start();
       const url = await transports.listen();
       logger.info(
@@ -144,6 +152,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await transports.drain(closed, graceMs, () => upstream.cut());
       await upstream.close();
       await recentTasksStore.dispose();
+      await callbackTokens.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },
