@@ -1,5 +1,3 @@
-import { type CallbackTokenStore, createMemoryCallbackTokens } from './callback-tokens/callback-tokens.ts';
-import { createRedisCallbackTokens } from './callback-tokens/redis-callback-tokens.ts';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -16,7 +14,9 @@ import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';
-import { createWebhooks } from './webhooks.ts';
+import { type CallbackTokenStore, createMemoryCallbackTokens } from './webhooks/callback-tokens.ts';
+import { createRedisCallbackTokens } from './webhooks/redis-callback-tokens.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 
 export interface GatewayOptions {
   config: Config;

@@ -8,7 +8,7 @@ import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler, type GraphQLHttpOptions } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
-import type { Webhooks } from '../webhooks.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { createMemoryCallbackTokens } from '../../src/callback-tokens/callback-tokens.ts';
-import { createRedisCallbackTokens } from '../../src/callback-tokens/redis-callback-tokens.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
+import { createMemoryCallbackTokens } from '../../src/webhooks/callback-tokens.ts';
+import { createRedisCallbackTokens } from '../../src/webhooks/redis-callback-tokens.ts';
 import { createManualClock, eventually } from '../helpers/clock.ts';
 
 const credential = createCredential('sk-callback-tokens');

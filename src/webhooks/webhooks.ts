@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CallbackTokenStore } from './callback-tokens/callback-tokens.ts';
-import { sendJson } from './lib/send-json.ts';
-import type { TaskPoller } from './pollers/task-poller.ts';
-import type { Credential } from './upstream/credential.ts';
+import { sendJson } from '../lib/send-json.ts';
+import type { TaskPoller } from '../pollers/task-poller.ts';
+import type { Credential } from '../upstream/credential.ts';
+import type { CallbackTokenStore } from './callback-tokens.ts';
 
 /** Where webhooks arrive: `POST <PUBLIC_URL>/webhooks/tasks/<token>`. */
 export const WEBHOOK_PATH = '/webhooks/tasks/';
