@@ -6,9 +6,11 @@ import { maskError } from '../src/graphql/errors.ts';
 import * as upstreamErrors from '../src/upstream/errors.ts';
 
 describe('the table of error codes', () => {
-  it('is the README error table, code for code and word for word', () => {
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const section = readme.slice(readme.indexOf('## Errors'), readme.indexOf('\n## ', readme.indexOf('## Errors') + 1));
+  it('is the documented error table (docs/errors.md), code for code and word for word', () => {
+    const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+    const start = doc.indexOf('## Codes');
+    expect(start).toBeGreaterThan(-1);
+    const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
     const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| (.+) \|$/gm)].map(([, code, when]) => [code, when]);
     expect(rows).toEqual(Object.entries(errorCodes));
   });
