@@ -22,7 +22,7 @@ export interface CallbackTokenStore {
 export type CallbackTarget = { credential: Credential; taskId: string } | { loopKey: string };
 
 export interface MemoryCallbackTokensOptions {
-  /** Most tokens remembered; the oldest goes first. Default 100 000. */
+  /** Most tokens remembered; the one issued or called back longest ago goes first. Default 100 000. */
   maxTokens?: number;
   /** How long a token stays valid after it is issued, in ms. Default 86 400 000 (24 h, the upstream's idempotency window). */
   ttlMs?: number;

@@ -30,12 +30,17 @@ describe('the memory callback-token store', () => {
     expect(await tokens.find('token-1')).toBeNull();
   });
 
-  it('keeps at most maxTokens tokens, forgetting the oldest, however many submissions there are', async () => {
+  it('keeps at most maxTokens tokens, forgetting the one used longest ago, however many submissions there are', async () => {
     const tokens = createMemoryCallbackTokens({ maxTokens: 100 });
-    for (let i = 0; i < 1_000; i++) tokens.issue(`token-${i}`, credential).bind(`task-${i}`);
-    expect(await tokens.find('token-0')).toBeNull();
-    expect(await tokens.find('token-899')).toBeNull();
-    expect(await tokens.find('token-900')).toEqual({ credential, taskId: 'task-900' });
+    for (let i = 0; i < 1_000; i++) {
+      tokens.issue(`token-${i}`, credential).bind(`task-${i}`);
+      // A callback on the first token keeps it among the most recently used.
+      if (i > 0) await tokens.find('token-0');
+    }
+    expect(await tokens.find('token-0')).toEqual({ credential, taskId: 'task-0' });
+    expect(await tokens.find('token-1')).toBeNull();
+    expect(await tokens.find('token-900')).toBeNull();
+    expect(await tokens.find('token-901')).toEqual({ credential, taskId: 'task-901' });
   });
 });
 
