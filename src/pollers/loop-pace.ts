@@ -36,6 +36,7 @@ export interface LoopPace {
   failed(error: GatewayError): number;
 }
 
+/** The pace of a new loop: the first interval, no faults. */
 export function createLoopPace(options: LoopPaceOptions): LoopPace {
   const { intervalMs, maxIntervalMs, maxBackoffMs, jitter, backoff, random } = options;
   let currentMs = intervalMs;

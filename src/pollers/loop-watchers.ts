@@ -39,6 +39,7 @@ export interface LoopWatchers {
   count(): number;
 }
 
+/** The watchers of a new loop: none yet, and no state. */
 export function createLoopWatchers(options: LoopWatchersOptions): LoopWatchers {
   const { now, onFanOut } = options;
   const sinks = new Set<TaskSink>();
