@@ -1,3 +1,4 @@
+import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
 import { isHttpUrl } from './lib/http-url.ts';
 
 /**
@@ -31,6 +32,12 @@ export interface Config {
   readonly trustedDocuments: string | null;
   /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
   readonly corsOrigins: readonly string[];
+  /**
+   * `Host` values the gateway answers GraphQL, the demo page and WebSockets on (`host` or `host:port`; without a
+   * port, any port), against DNS rebinding. Default: `localhost`, `127.0.0.1`, `[::1]` and the host of `PUBLIC_URL`.
+   * null: any host (`ALLOWED_HOSTS=*`).
+   */
+  readonly allowedHosts: readonly string[] | null;
   /** Upstream requests per second allowed per key; null: learned from the upstream's 429s. */
   readonly upstreamRateLimitPerKey: number | null;
   /** Upstream requests one key may have in flight. Default 8. */
@@ -73,6 +80,7 @@ export function readConfig(env: Env): Config {
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
   }
+  const publicUrl = url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null;
   return Object.freeze({
     port: integer(env, 'PORT', 4000, 0, 65_535),
     host: text(env, 'HOST') ?? '0.0.0.0',
@@ -82,11 +90,12 @@ export function readConfig(env: Env): Config {
     pollMaxIntervalMs,
     pollTimeoutMs: integer(env, 'POLL_TIMEOUT_MS', 1_800_000, 1_000, 86_400_000),
     upstreamTimeoutMs: integer(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 100, 600_000),
-    publicUrl: url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
+    publicUrl,
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
     corsOrigins: origins(env, 'CORS_ORIGINS'),
+    allowedHosts: hosts(env, 'ALLOWED_HOSTS', publicUrl),
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
     maxUpstreamInFlightPerKey: integer(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 8, 1, 1_000),
     upstreamQueueTimeoutMs: integer(env, 'UPSTREAM_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
@@ -123,6 +132,26 @@ function origins(env: Env, name: string): readonly string[] {
       );
     }
   }
+  return Object.freeze(list);
+}
+
+/** A comma-separated list of `host[:port]` names, lower-cased; `*` alone for any; unset: loopback names and `publicUrl`'s host. */
+function hosts(env: Env, name: string, publicUrl: string | null): readonly string[] | null {
+  const value = text(env, name);
+  if (value === '*') return null;
+  if (value === null) return Object.freeze([...LOOPBACK_HOSTS, ...(publicUrl ? [new URL(publicUrl).hostname] : [])]);
+  const list = value
+    .split(',')
+    .map((entry) => entry.trim().toLowerCase())
+    .filter((entry) => entry !== '');
+  for (const entry of list) {
+    if (parseHost(entry) === null) {
+      throw new ConfigError(
+        `${name} must be comma-separated host names, each with an optional port (api.example.com, localhost:4000, [::1]), or * alone for any; got ${JSON.stringify(entry)}.`,
+      );
+    }
+  }
+  if (list.length === 0) throw new ConfigError(`${name} must name at least one host, or be * for any.`);
   return Object.freeze(list);
 }
 

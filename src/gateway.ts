@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
@@ -97,6 +98,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
+  // Every waiting submit listens to it until it ends: as many as run at once, none left behind (not a leak to warn of).
+  setMaxListeners(0, stopping.signal);
   const services: ContextServices = {
     tasksClient,
     poller,

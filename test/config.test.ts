@@ -17,6 +17,7 @@ describe('readConfig', () => {
       redisUrl: null,
       trustedDocuments: null,
       corsOrigins: [],
+      allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       upstreamRateLimitPerKey: null,
       maxUpstreamInFlightPerKey: 8,
       upstreamQueueTimeoutMs: 10_000,

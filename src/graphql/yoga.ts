@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
-import { corsFromAllowList, useCrossSiteRequestRefusal, useVaryOnOrigin } from './cross-site.ts';
+import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useNoStoredAnswers, useVaryOnOrigin } from './cross-site.ts';
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
@@ -51,11 +52,13 @@ export function createGraphQLHttpHandler(
     parserAndValidationCache: false,
     plugins: [
       useCrossSiteRequestRefusal(),
+      useCSRFPrevention({ requestHeaders: [...PREFLIGHT_HEADERS] }),
       useHttpDocumentCache(),
       costLimits,
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
+      useNoStoredAnswers(),
     ],
     // Never yoga's default, which reflects any Origin with credentials.
     cors: corsFromAllowList(corsOrigins),

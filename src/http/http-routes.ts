@@ -5,6 +5,7 @@ import { sendJson } from '../lib/send-json.ts';
 import { type Logger, loggablePath } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import { WEBHOOK_PATH } from '../webhooks/webhooks.ts';
+import { createHostAllowList, type HostAllowList } from './allowed-hosts.ts';
 import { GRAPHIQL_ASSETS_PATH } from './graphiql.ts';
 
 /** Largest GraphQL request body accepted, in bytes. */
@@ -18,6 +19,8 @@ export interface HttpRoutesOptions {
   webhooks: { handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> };
   metrics: GatewayMetrics;
   logger: Logger;
+  /** The `Host` names GraphQL, GraphiQL and the demo page answer on (`ALLOWED_HOSTS`). Default: loopback names only. */
+  hosts?: Pick<HostAllowList, 'allowsHost' | 'hostRefusal'>;
   /** Whether the upstream answers at all, for `/readyz`. */
   probe: () => Promise<boolean>;
   /** How coordination stands, for `/readyz`: `local`, `redis`, or `degraded: polling locally`. */
@@ -38,8 +41,10 @@ export interface HttpRoutes {
 
 /**
  * The plain HTTP side of the gateway: `/healthz`, `/readyz`, `/metrics`, the
- * demo page at `/`, webhooks, request ids and access logs, and the body
- * limits applied before GraphQL sees a request.
+ * demo page at `/`, webhooks, request ids and access logs, the `Host` check and
+ * the body limits applied before GraphQL sees a request. Probes, metrics and
+ * webhooks answer whatever the `Host` (load balancers probe by address; a webhook
+ * carries its own token); everything else needs a listed `Host`.
  */
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const {
@@ -50,6 +55,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     logger,
     probe,
     coordination,
+    hosts = createHostAllowList(),
     readinessTtlMs = 2_000, // 2 s
     maxRequestBytes = MAX_REQUEST_BYTES,
     now = Date.now,
@@ -79,8 +85,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
       return;
     }
-    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
+    if (!hosts.allowsHost(request.headers.host)) return sendJson(response, 421, hosts.hostRefusal);
+    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
     if (path === '/' && request.method === 'GET') {
       // A plain page, no build step; read once, on first use.
       demoPage ??= readFile(new URL('../demo/index.html', import.meta.url));

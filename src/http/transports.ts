@@ -9,6 +9,7 @@ import { createGraphQLHttpHandler, type GraphQLHttpOptions } from '../graphql/yo
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
 import { createGraphQLWebSocketServer } from './websocket-server.ts';
@@ -50,6 +51,7 @@ export interface Transports {
 export function createTransports(options: TransportsOptions): Transports {
   const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs } = options;
   const graphiql = createGraphiQL();
+  const hosts = createHostAllowList({ allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins });
   const routes = createHttpRoutes({
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
@@ -63,6 +65,7 @@ export function createTransports(options: TransportsOptions): Transports {
     logger,
     probe,
     coordination,
+    hosts,
   });
   const server = createServer(routes.listener);
   const webSockets = createGraphQLWebSocketServer({
@@ -72,13 +75,16 @@ export function createTransports(options: TransportsOptions): Transports {
     services,
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     trustedDocuments,
-    allowedOrigins: config.corsOrigins,
+    refuseUpgrade: hosts.upgradeRefusal,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
   });
 
   return {
     connections: webSockets.connections,
     async listen() {
+      if (config.allowedHosts === null && config.upstreamApiKey !== null) {
+        logger.warn('ALLOWED_HOSTS=* with a default key: any site whose name comes to resolve here (DNS rebinding) can spend that key');
+      }
       webSockets.start();
       return listen(server, config.port, config.host);
     },

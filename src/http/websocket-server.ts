@@ -3,7 +3,6 @@ import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type ContextServices, createRequestContext } from '../graphql/context.ts';
-import { isAllowedWebSocketOrigin } from '../graphql/cross-site.ts';
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
@@ -12,6 +11,7 @@ import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import { sha256 } from '../lib/sha256.ts';
 import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
 
 export interface WebSocketServerOptions {
@@ -30,8 +30,8 @@ export interface WebSocketServerOptions {
   maxPayloadBytes?: number;
   /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
   connectionInitTimeoutMs?: number;
-  /** Origins besides the gateway's own whose pages may open sockets (`CORS_ORIGINS`). Default none. */
-  allowedOrigins?: readonly string[];
+  /** The raw HTTP answer refusing an upgrade, or null to accept it (`HostAllowList.upgradeRefusal`). Default: loopback `Host` names and no browser origin but theirs. */
+  refuseUpgrade?: (request: IncomingMessage) => string | null;
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
@@ -69,7 +69,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     keepAliveMs = 30_000, // 30 s
     onSocketError = () => undefined,
     trustedDocuments = null,
-    allowedOrigins = [],
+    refuseUpgrade = createHostAllowList().upgradeRefusal,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const credentials = new WeakMap<object, Credential>();
@@ -78,10 +78,8 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
-    if (!isAllowedWebSocketOrigin(request.headers.origin, request.headers.host, allowedOrigins)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
+    const refusal = refuseUpgrade(request);
+    if (refusal !== null) return void socket.end(refusal);
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { QueueTimeoutError } from '../errors.ts';
 import { realScheduler } from '../lib/scheduler.ts';
 import { RateLimitedError, UnauthenticatedError } from './errors.ts';
@@ -82,6 +83,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
    * request would cost more than the rest of a poll's scheduling.
    */
   const shutdown = new AbortController();
+  // Each request in flight without a signal of its own listens to this one: up to `maxInFlight` at once, by design.
+  setMaxListeners(maxInFlight, shutdown.signal);
 
   const queued = (state: KeyState) => state.waiting.size;
 
