@@ -30,6 +30,8 @@ export interface Config {
   readonly redisUrl: string | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
+  /** Whether GraphiQL (`/graphql` in a browser) and the demo page (`/`) are served. Default: yes, but no with `trustedDocuments` (neither can run there). */
+  readonly graphiql: boolean;
   /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
   readonly corsOrigins: readonly string[];
   /**
@@ -94,6 +96,7 @@ export function readConfig(env: Env): Config {
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
+    graphiql: onOff(env, 'GRAPHIQL') ?? text(env, 'TRUSTED_DOCUMENTS') === null,
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     allowedHosts: hosts(env, 'ALLOWED_HOSTS', publicUrl),
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
@@ -117,6 +120,15 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
   }
   return Number(value);
+}
+
+/** `on` or `off` (also `true`/`false`, `1`/`0`), or null when unset. */
+function onOff(env: Env, name: string): boolean | null {
+  const value = text(env, name)?.toLowerCase() ?? null;
+  if (value === null) return null;
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  throw new ConfigError(`${name} must be on or off; got ${JSON.stringify(value)}.`);
 }
 
 /** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */

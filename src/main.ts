@@ -33,7 +33,8 @@ const emulator = config.upstreamUrl === null ? createEmulator() : null;
 const upstreamUrl = config.upstreamUrl ?? (await emulator!.start(0, '127.0.0.1'));
 const gateway = createGateway({ config, upstreamUrl, logger, trustedDocuments, droppedLogLines: logSink.dropped });
 const url = await gateway.start();
-logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+if (config.graphiql) logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+else logger.info({ url: `${url}/graphql`, emulator: emulator !== null }, `GraphQL at ${url}/graphql (GraphiQL off)`);
 
 /** Signals received so far: the first stops the gateway, the next ones are logged, the third forces the exit. */
 let signals = 0;

@@ -16,6 +16,7 @@ describe('readConfig', () => {
       maxSubscriptionsPerConnection: 100,
       redisUrl: null,
       trustedDocuments: null,
+      graphiql: true,
       corsOrigins: [],
       allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       upstreamRateLimitPerKey: null,
@@ -36,6 +37,12 @@ describe('readConfig', () => {
       'https://app.example',
       'http://localhost:5173',
     ]);
+  });
+
+  it('turns GraphiQL and the demo page off with trusted documents, unless GRAPHIQL says otherwise', () => {
+    expect(readConfig({ TRUSTED_DOCUMENTS: '/app/persisted-documents.json' }).graphiql).toBe(false);
+    expect(readConfig({ TRUSTED_DOCUMENTS: '/app/persisted-documents.json', GRAPHIQL: 'on' }).graphiql).toBe(true);
+    expect(readConfig({ GRAPHIQL: 'off' }).graphiql).toBe(false);
   });
 
   it('is frozen', () => {
@@ -60,6 +67,7 @@ describe('readConfig', () => {
     [{ MAX_LOOPS_PER_KEY: '-1' }, 'MAX_LOOPS_PER_KEY'],
     [{ MAX_LOOPS: 'many' }, 'MAX_LOOPS'],
     [{ MAX_SUBSCRIPTIONS_PER_CONNECTION: '0' }, 'MAX_SUBSCRIPTIONS_PER_CONNECTION'],
+    [{ GRAPHIQL: 'maybe' }, 'GRAPHIQL'],
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example/' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example,app2.example' }, 'CORS_ORIGINS'],

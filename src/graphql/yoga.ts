@@ -8,9 +8,10 @@ import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useNo
 import { maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
-import { costRules } from './limits.ts';
+import { costRules, MAX_TASKS_PER_SUBSCRIPTION } from './limits.ts';
 import { type MultipartSubscriptionsOptions, useMultipartSubscriptions } from './multipart-subscriptions.ts';
 import { type TrustedDocuments, useAutomaticPersistedQueries, useTrustedDocuments } from './persisted-operations.ts';
+import { useSubscriptionWeightLimit } from './subscription-weight.ts';
 
 export type ServerContext = { req: IncomingMessage; res: ServerResponse };
 export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
@@ -20,8 +21,12 @@ export interface GraphQLHttpOptions {
   multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
   /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
   trustedDocuments?: TrustedDocuments | null;
+  /** The heaviest subscription one request may hold (`MAX_SUBSCRIPTIONS_PER_CONNECTION`; `tasksUpdated` weighs its ids). Default 100. */
+  maxSubscriptionWeight?: number;
   /** Origins whose pages may call from a browser (`CORS_ORIGINS`). Default: none (same origin only). */
   corsOrigins?: readonly string[];
+  /** Whether GraphiQL is served to browsers at `/graphql` (`GRAPHIQL`). Default true. */
+  graphiql?: boolean;
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
 }
@@ -37,7 +42,14 @@ export function createGraphQLHttpHandler(
   logger: Logger,
   options: GraphQLHttpOptions,
 ): GraphQLHttpHandler {
-  const { multipartHeartbeatMs, trustedDocuments = null, corsOrigins = [], renderGraphiQL } = options;
+  const {
+    multipartHeartbeatMs,
+    trustedDocuments = null,
+    maxSubscriptionWeight = 100,
+    corsOrigins = [],
+    graphiql = true,
+    renderGraphiQL,
+  } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
       for (const rule of costRules) addValidationRule(rule);
@@ -56,6 +68,7 @@ export function createGraphQLHttpHandler(
       useHttpDocumentCache(),
       costLimits,
       trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
+      useSubscriptionWeightLimit(maxSubscriptionWeight, MAX_TASKS_PER_SUBSCRIPTION),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
       useNoStoredAnswers(),
@@ -74,7 +87,7 @@ export function createGraphQLHttpHandler(
         return masked;
       },
     },
-    graphiql: { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    graphiql: graphiql && { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
     // A small page; GraphiQL's scripts and styles come from this gateway (src/http/graphiql.ts), no CDN.
     renderGraphiQL: renderGraphiQL as never,
     context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),

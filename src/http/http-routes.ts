@@ -14,8 +14,8 @@ export const MAX_REQUEST_BYTES = 256 * 1024;
 export interface HttpRoutesOptions {
   /** GraphQL over HTTP, SSE and GraphiQL (yoga): everything the other routes do not take. */
   graphql: (request: IncomingMessage, response: ServerResponse) => unknown;
-  /** GraphiQL's static assets. */
-  graphiql: { handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> };
+  /** GraphiQL's static assets; null: neither they nor the demo page are served (`GRAPHIQL=off`). */
+  graphiql: { handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> } | null;
   webhooks: { handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void> };
   metrics: GatewayMetrics;
   logger: Logger;
@@ -87,8 +87,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
     if (!hosts.allowsHost(request.headers.host)) return sendJson(response, 421, hosts.hostRefusal);
-    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
-    if (path === '/' && request.method === 'GET') {
+    if (graphiql && path.startsWith(GRAPHIQL_ASSETS_PATH))
+      return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
+    if (graphiql && path === '/' && request.method === 'GET') {
       // A plain page, no build step; read once, on first use.
       demoPage ??= readFile(new URL('../demo/index.html', import.meta.url));
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(await demoPage);

@@ -56,10 +56,12 @@ export function createTransports(options: TransportsOptions): Transports {
     graphql: createGraphQLHttpHandler(schema, services, logger, {
       trustedDocuments,
       multipartHeartbeatMs,
+      maxSubscriptionWeight: config.maxSubscriptionsPerConnection,
       corsOrigins: config.corsOrigins,
+      graphiql: config.graphiql,
       renderGraphiQL: graphiql.renderPage,
     }),
-    graphiql,
+    graphiql: config.graphiql ? graphiql : null,
     webhooks,
     metrics,
     logger,

@@ -6,9 +6,8 @@ import { type ContextServices, createRequestContext } from '../graphql/context.t
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
-import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
-import { sha256 } from '../lib/sha256.ts';
 import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createHostAllowList } from './allowed-hosts.ts';
@@ -72,6 +71,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     refuseUpgrade = createHostAllowList().upgradeRefusal,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
   const credentials = new WeakMap<object, Credential>();
   /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
   const weights = new WeakMap<object, Map<string, number>>();
@@ -126,7 +126,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
         }
       },
       onSubscribe: (context, id, params) => {
-        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+        if (isTrusted && !isTrusted(params.query)) {
           return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
         }
         const { document, errors } = executor.prepare(params.query);

@@ -131,7 +131,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       now,
       random,
       onFanOut,
-      onTerminal: (snapshot) => terminalCache.set(key, snapshot),
+      onTerminal: (snapshot) => terminalCache.set(credential.hash, taskId, snapshot),
       onStopped: () => {
         if (loops.get(key) !== loop) return;
         loops.delete(key);
@@ -150,7 +150,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     if (existing) return existing;
     const request = counted(client.getTask(taskId, credential))
       .then((snapshot) => {
-        if (isTerminal(snapshot.status)) terminalCache.set(key, snapshot);
+        if (isTerminal(snapshot.status)) terminalCache.set(credential.hash, taskId, snapshot);
         const loop = loops.get(key);
         if (loop) loop.publish(snapshot);
         else coordinator.announce(key, snapshot);
@@ -163,7 +163,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
 
   function subscribe(credential: Credential, taskId: string): TaskSink {
     const key = keyOf(credential, taskId);
-    const cached = terminalCache.get(key);
+    const cached = terminalCache.get(credential.hash, taskId);
     let loop = loops.get(key);
     // The last watcher leaving stops the loop and aborts its request.
     const sink = createTaskSink((left) => loop?.remove(left), onDelivered, now);
@@ -196,7 +196,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
 
     async read(credential, taskId) {
       const key = keyOf(credential, taskId);
-      const cached = terminalCache.get(key);
+      const cached = terminalCache.get(credential.hash, taskId);
       if (cached) return cached;
       const loop = loops.get(key);
       const fresh = loop?.fresh();
