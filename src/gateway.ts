@@ -3,7 +3,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { createTransports } from './http/transports.ts';
+import { createTransports, type TransportsOptions } from './http/transports.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -17,7 +17,9 @@ import { createOperationTracing } from './telemetry/operation-spans.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';
-import { createWebhooks } from './webhooks.ts';
+import { type CallbackTokenStore, createMemoryCallbackTokens } from './webhooks/callback-tokens.ts';
+import { createRedisCallbackTokens } from './webhooks/redis-callback-tokens.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -33,14 +35,16 @@ export interface GatewayOptions {
   random?: () => number;
   /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
   droppedLogLines?: () => number;
-  /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
+  /** How poll loops are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
+  /** Where webhook callback tokens are kept. Default: shared through Redis with `config.redisUrl`, else in this process only. */
+  callbackTokens?: CallbackTokenStore;
   /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
   recentTasks?: RecentTasksStore;
   /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
   trustedDocuments?: TrustedDocuments | null;
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
-  multipartHeartbeatMs?: number;
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
+  multipartHeartbeatMs?: TransportsOptions['multipartHeartbeatMs'];
   /** Traces operations, polls and upstream requests (OpenTelemetry). Default: none, and no span is made. */
   tracer?: Tracer;
 }
@@ -92,7 +96,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const recentTasks = recordingNeverFails(recentTasksStore, () =>
     logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
   );
-  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  const callbackTokens =
+    options.callbackTokens ??
+    (config.redisUrl ? createRedisCallbackTokens({ url: config.redisUrl, now }) : createMemoryCallbackTokens({ now }));
+  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
   // Every waiting submit listens to it until it ends: as many as run at once, none left behind (not a leak to warn of).
@@ -133,6 +140,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     async start() {
       coordinator.start();
+      callbackTokens.start();
       upstream.start();
       const url = await transports.listen();
       logger.info(
@@ -153,6 +161,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await transports.drain(closed, graceMs, () => upstream.cut());
       await upstream.close();
       await recentTasksStore.dispose();
+      await callbackTokens.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -17,7 +17,7 @@ export type ServerContext = { req: IncomingMessage; res: ServerResponse };
 export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
 
 export interface GraphQLHttpOptions {
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
   multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
   /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
   trustedDocuments?: TrustedDocuments | null;

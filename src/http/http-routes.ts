@@ -4,7 +4,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { sendJson } from '../lib/send-json.ts';
 import { type Logger, loggablePath } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
-import { WEBHOOK_PATH } from '../webhooks.ts';
+import { WEBHOOK_PATH } from '../webhooks/webhooks.ts';
 import { createHostAllowList, type HostAllowList } from './allowed-hosts.ts';
 import { GRAPHIQL_ASSETS_PATH } from './graphiql.ts';
 

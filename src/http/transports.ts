@@ -5,11 +5,11 @@ import { schema } from '../executable-schema.ts';
 import type { ContextServices } from '../graphql/context.ts';
 import { createExecutor } from '../graphql/executor.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
-import { createGraphQLHttpHandler } from '../graphql/yoga.ts';
+import { createGraphQLHttpHandler, type GraphQLHttpOptions } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { OperationTracing } from '../telemetry/operation-spans.ts';
-import type { Webhooks } from '../webhooks.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
 import { createHostAllowList } from './allowed-hosts.ts';
 import { createGraphiQL } from './graphiql.ts';
 import { createHttpRoutes } from './http-routes.ts';
@@ -27,8 +27,8 @@ export interface TransportsOptions {
   coordination: () => string;
   /** The only operations allowed; null: any, with APQ. */
   trustedDocuments: TrustedDocuments | null;
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
-  multipartHeartbeatMs?: number;
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
+  multipartHeartbeatMs?: GraphQLHttpOptions['multipartHeartbeatMs'];
   /** A span per operation on every transport. Default: none. */
   operationTracing?: OperationTracing;
 }

@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
 import type { Credential } from './credential.ts';
 import {
   BadRequestError,
@@ -7,11 +8,11 @@ import {
   TaskNotCancellableError,
   TaskNotFoundError,
   UnauthenticatedError,
-  UpstreamError,
+  type UpstreamError,
   UpstreamInvalidError,
   UpstreamUnavailableError,
 } from './errors.ts';
-import type { ScheduleHints } from './request-scheduler.ts';
+import { MAX_IN_FLIGHT, type ScheduleHints } from './request-scheduling.ts';
 import { validateTaskId } from './task-id.ts';
 import { type CancelOutcome, isRecord, normaliseCancel, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
 import { BoundedAnswer, quotaOf, type RawResponse, retryAfterMs, safeMessage } from './upstream-answers.ts';
@@ -63,8 +64,9 @@ export interface TasksClientOptions {
   /** The pool to send through; default: a keep-alive `Agent` owned (and closed) by the client. */
   dispatcher?: Dispatcher;
   /**
-   * Connections of the default `Agent` to the upstream. Default 128. Keep it at least the
-   * scheduler's `maxInFlight`, so that a sent request never waits for a connection inside the pool.
+   * Connections of the default `Agent` to the upstream. Default `MAX_IN_FLIGHT` (128), the request
+   * scheduler's bound: keep it at least the scheduler's `maxInFlight`, so that a sent request never
+   * waits for a connection inside the pool.
    */
   maxConnections?: number;
   /** Clock for `reset_at`. Default `Date.now`. */
@@ -94,7 +96,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     timeoutMs = 10_000, // 10 s
     maxBodyBytes = 1 << 20, // 1 MiB
     dispatcher: injected,
-    maxConnections = 128,
+    maxConnections = MAX_IN_FLIGHT,
     now = Date.now,
     onRequest,
     onDroppedUrl,
@@ -196,14 +198,14 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         try {
           result = read(response);
         } catch (error) {
-          report(error instanceof UpstreamError ? error.code : 'ABORTED');
+          report(error instanceof GatewayError ? error.code : 'ABORTED');
           throw error;
         }
         report('ok');
         return result;
       },
       (error: unknown) => {
-        report(error instanceof UpstreamError ? error.code : 'ABORTED');
+        report(error instanceof GatewayError ? error.code : 'ABORTED');
         throw error;
       },
     );

@@ -10,9 +10,6 @@ import { createRequestScheduler, type RequestScheduler } from './request-schedul
 import { createScheduledClient } from './scheduled-client.ts';
 import { createTasksClient, type TasksClient } from './tasks-client.ts';
 
-/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
-export const MAX_UPSTREAM_IN_FLIGHT = 128;
-
 export interface UpstreamOptions {
   config: Config;
   /** The upstream base URL, including `/v1`. */
@@ -49,7 +46,6 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const client = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
     now,
     onRequest: metrics.upstreamRequest,
     trace: tracer ? createExchangeTracer(tracer, upstreamUrl) : undefined,
@@ -70,7 +66,6 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const requestScheduler = createRequestScheduler({
     budget,
     maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
-    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
     maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
     maxQueueWaitMs: config.upstreamQueueTimeoutMs,
     now,
