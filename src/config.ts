@@ -54,6 +54,14 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Who the callers are (`AUTH_MODE` and the `AUTH_*` variables). */
   readonly auth: AuthConfig;
+  /** OpenTelemetry traces, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); null: no tracing, no SDK loaded. */
+  readonly tracing: TracingSettings | null;
+}
+
+/** What the gateway reads of the standard `OTEL_*` variables; the SDK reads the others (headers, `OTEL_BSP_*`, timeouts). */
+export interface TracingSettings {
+  /** `OTEL_SERVICE_NAME`. Default `task-gateway`. */
+  readonly serviceName: string;
 }
 
 /** `key`: clients bring upstream API keys (the default). `jwt`: end users bring tokens; the gateway holds `UPSTREAM_API_KEY`. */
@@ -142,6 +150,7 @@ export function readConfig(env: Env): Config {
     maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
     logLevel: logLevel as LogLevel,
     auth,
+    tracing: tracing(env),
   });
 }
 
@@ -220,6 +229,37 @@ function list(env: Env, name: string): string[] {
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry !== '');
+}
+
+const otlpProtocols = ['http/protobuf', 'http/json'];
+const samplers = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+/**
+ * Tracing is on when an OTLP endpoint is set (for all signals or for traces) and neither
+ * `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off. The SDK would only
+ * log a bad value and carry on with its default; here it stops start-up, like every other variable.
+ */
+function tracing(env: Env): TracingSettings | null {
+  const endpoint = url(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? url(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (endpoint === null || text(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return null;
+  const exporter = text(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  if (exporter === 'none') return null;
+  if (exporter !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none; got ${JSON.stringify(exporter)}.`);
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = text(env, name);
+    if (protocol !== null && !otlpProtocols.includes(protocol)) {
+      throw new ConfigError(`${name} must be ${otlpProtocols.join(' or ')} (OTLP over HTTP); got ${JSON.stringify(protocol)}.`);
+    }
+  }
+  const sampler = text(env, 'OTEL_TRACES_SAMPLER');
+  if (sampler !== null && !samplers.includes(sampler)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER must be one of ${samplers.join(', ')}; got ${JSON.stringify(sampler)}.`);
+  }
+  const ratio = text(env, 'OTEL_TRACES_SAMPLER_ARG');
+  if (ratio !== null && sampler?.endsWith('traceidratio') && !/^(0(\.\d+)?|1(\.0+)?)$/.test(ratio)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1; got ${JSON.stringify(ratio)}.`);
+  }
+  return Object.freeze({ serviceName: text(env, 'OTEL_SERVICE_NAME') ?? 'task-gateway' });
 }
 
 function text(env: Env, name: string): string | null {

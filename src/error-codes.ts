@@ -1,7 +1,7 @@
 /**
  * Every `extensions.code` a client can receive, with when it is sent: the one
  * table of client-facing error codes. Typed upstream errors name theirs
- * (`UpstreamError.clientCode`), GraphQL errors are built from it by
+ * (`GatewayError.clientCode`), GraphQL errors are built from it by
  * `src/graphql/errors.ts`, and a test holds the README's error table to it.
  */
 export const errorCodes = {

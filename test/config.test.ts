@@ -36,6 +36,7 @@ describe('readConfig', () => {
         clockToleranceS: 60,
         userClaim: 'sub',
       },
+      tracing: null,
     });
   });
 
@@ -48,6 +49,17 @@ describe('readConfig', () => {
       'https://app.example',
       'http://localhost:5173',
     ]);
+  });
+
+  it('traces only when an OTLP endpoint is set and nothing turns tracing off', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(readConfig({}).tracing).toBeNull();
+    expect(readConfig(endpoint).tracing).toEqual({ serviceName: 'task-gateway' });
+    expect(readConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces', OTEL_SERVICE_NAME: 'edge' }).tracing).toEqual({
+      serviceName: 'edge',
+    });
+    expect(readConfig({ ...endpoint, OTEL_SDK_DISABLED: 'true' }).tracing).toBeNull();
+    expect(readConfig({ ...endpoint, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeNull();
   });
 
   it('turns GraphiQL and the demo page off with trusted documents, unless GRAPHIQL says otherwise', () => {
@@ -82,6 +94,14 @@ describe('readConfig', () => {
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example/' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example,app2.example' }, 'CORS_ORIGINS'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'sometimes' }, 'OTEL_TRACES_SAMPLER'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER'],
   ])('refuses %o with one line naming %s', (env, name) => {
     let error: unknown;
     try {

@@ -19,7 +19,7 @@ export type ServerContext = { req: IncomingMessage; res: ServerResponse };
 export type GraphQLHttpHandler = YogaServerInstance<ServerContext, GatewayContext>;
 
 export interface GraphQLHttpOptions {
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
   multipartHeartbeatMs?: MultipartSubscriptionsOptions['heartbeatMs'];
   /** When given, only these operations run over HTTP (no APQ registration). Default: none, APQ on. */
   trustedDocuments?: TrustedDocuments | null;
@@ -33,6 +33,8 @@ export interface GraphQLHttpOptions {
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
   /** jwt mode: who is calling, from the `Authorization` header's token. Default null (key mode: the header is an upstream key). */
   authenticator?: Authenticator | null;
+  /** More plugins, run first (tracing's operation spans). Default: none. */
+  plugins?: readonly Plugin[];
 }
 
 /**
@@ -54,6 +56,7 @@ export function createGraphQLHttpHandler(
     graphiql = true,
     renderGraphiQL,
     authenticator = null,
+    plugins = [],
   } = options;
   const costLimits: Plugin = {
     onValidate({ addValidationRule }) {
@@ -68,6 +71,7 @@ export function createGraphQLHttpHandler(
     // Ours instead of yoga's: bounded in characters, token-limited, no failures kept (see http-document-cache.ts).
     parserAndValidationCache: false,
     plugins: [
+      ...plugins,
       useCrossSiteRequestRefusal(),
       useCSRFPrevention({ requestHeaders: [...PREFLIGHT_HEADERS] }),
       useHttpDocumentCache(),

@@ -10,6 +10,7 @@ import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persis
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenRefusedError } from '../identity/token-refused-error.ts';
+import type { OperationTracing } from '../telemetry/operation-spans.ts';
 import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createHostAllowList } from './allowed-hosts.ts';
@@ -39,6 +40,8 @@ export interface WebSocketServerOptions {
   onSocketError?: (error: Error) => void;
   /** jwt mode: the token in `connectionParams` names the user, and the socket closes with 4403 when it expires. Default null (key mode). */
   authenticator?: Authenticator | null;
+  /** A span per operation, continuing the `traceparent` of the subscribe message's `extensions` or of the upgrade. Default: none. */
+  operationTracing?: OperationTracing;
 }
 
 export interface GraphQLWebSocketServer {
@@ -74,6 +77,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     trustedDocuments = null,
     refuseUpgrade = createHostAllowList().upgradeRefusal,
     authenticator = null,
+    operationTracing,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
@@ -115,11 +119,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     }
   };
 
+  const execute: Executor['execute'] = operationTracing ? (args) => operationTracing.execute(args, executor.execute) : executor.execute;
   const server = useServer(
     {
       connectionInitWaitTimeout: connectionInitTimeoutMs,
-      execute: executor.execute as never,
-      subscribe: executor.execute as never,
+      execute: execute as never,
+      subscribe: execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
       onConnect: async (context) => {
@@ -179,13 +184,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           ];
         }
         held.set(id, weight);
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: createRequestContext(services, callers.get(context)!),
-        };
+        const contextValue = createRequestContext(services, callers.get(context)!);
+        operationTracing?.continueFrom(contextValue, { ...context.extra.request.headers, ...params.extensions });
+        return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
       },
     },
     webSockets,

@@ -20,6 +20,8 @@ export interface LruMap<K, V> {
   peek(key: K): V | undefined;
   set(key: K, value: V): void;
   delete(key: K): void;
+  /** Drops every entry. */
+  clear(): void;
   readonly size: number;
   /** Bytes held, by `sizeOf`. */
   readonly bytes: number;
@@ -60,6 +62,10 @@ export function createLruMap<K, V>(options: LruMapOptions<K, V>): LruMap<K, V> {
       }
     },
     delete: remove,
+    clear() {
+      entries.clear();
+      bytes = 0;
+    },
     get size() {
       return entries.size;
     },
