@@ -55,15 +55,23 @@ describe('token expiry on long-lived subscriptions (injected clock)', () => {
       webSocketImpl: WebSocket,
       connectionParams: { authorization: `Bearer ${token}` },
       retryAttempts: 0,
-      on: { closed: (event) => void (stream.closed = event as { code: number; reason: string }) },
+      on: {
+        closed: (event) => {
+          stream.closed = event as { code: number; reason: string };
+        },
+      },
     });
     track(() => client.dispose());
     client.subscribe(
       { query: WATCH, variables: { id: taskId } },
       {
         next: (event) => stream.events.push(event),
-        error: () => void (stream.ended = true),
-        complete: () => void (stream.ended = true),
+        error: () => {
+          stream.ended = true;
+        },
+        complete: () => {
+          stream.ended = true;
+        },
       },
     );
     return stream;
