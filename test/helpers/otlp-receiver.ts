@@ -30,7 +30,7 @@ export interface OtlpReceiver {
 
 type AnyValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
 
-function valueOf(value: AnyValue): string | number | boolean {
+function plainValue(value: AnyValue): string | number | boolean {
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.intValue !== undefined) return Number(value.intValue);
   if (value.doubleValue !== undefined) return value.doubleValue;
@@ -67,7 +67,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
               name: span.name,
               kind: span.kind,
               attributes: Object.fromEntries(
-                (span.attributes ?? []).map((a: { key: string; value: AnyValue }) => [a.key, valueOf(a.value)]),
+                (span.attributes ?? []).map((a: { key: string; value: AnyValue }) => [a.key, plainValue(a.value)]),
               ),
               links: (span.links ?? []).map((link: { traceId: string; spanId: string }) => ({
                 traceId: link.traceId,

@@ -181,7 +181,7 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
 describe('OTLP/HTTP with protobuf, the default encoding', () => {
   it('exports spans as application/x-protobuf carrying the trace id of the operation', { timeout: 60_000 }, async () => {
     const receiver = await startOtlpReceiver();
-    const upstream = await startStandIn((request, response) => json(response, 200, task('task-proto', 'completed', { result: {} })));
+    const upstream = await startStandIn((_request, response) => json(response, 200, task('task-proto', 'completed', { result: {} })));
     const gateway = await startTracedGateway(upstream, receiver, 'http/protobuf');
     try {
       const traceId = hex(16);
