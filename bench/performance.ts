@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { freePort } from '../test/helpers/stack.ts';
 
-const INTERVAL_MS = 2_000;
+export const INTERVAL_MS = 2_000;
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -117,7 +117,7 @@ export async function startGatewayProcess(upstreamUrl: string, env: Record<strin
   };
 }
 
-async function submitTasks(upstreamUrl: string, key: string, count: number): Promise<string[]> {
+export async function submitTasks(upstreamUrl: string, key: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let start = 0; start < count; start += 50) {
     const batch = Array.from({ length: Math.min(50, count - start) }, async () => {
@@ -141,7 +141,7 @@ async function submitTasks(upstreamUrl: string, key: string, count: number): Pro
 }
 
 /** Watchers in their own process, subscribed as `groups` says; resolves once every one has its first state. */
-async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
+export async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
   const clients = forkChild('./perf-clients.ts');
   const primed = clients.next('primed');
   clients.process.send({ type: 'watch', url: `${gatewayUrl.replace('http', 'ws')}/graphql`, groups });
@@ -150,7 +150,7 @@ async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; so
 }
 
 /** GETs the gateway has had answered, from its /metrics. */
-async function gatewayGets(url: string): Promise<number> {
+export async function gatewayGets(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/task_gateway_upstream_requests_total\{endpoint="get",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
 }

@@ -22,10 +22,12 @@
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
- * 10. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
+ * 10. the cost of OpenTelemetry tracing at 100 % sampling (bench/tracing.ts): task(id) over HTTP
+ *     and CPU per poll, beside the same build with tracing off.
+ * 11. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
  *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]`, `-- quota` and `-- auth [http|memory]` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota`, `-- tracing` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -43,6 +45,7 @@ import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
 import { quota } from './quota.ts';
+import { tracing } from './tracing.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -60,6 +63,7 @@ const SECTIONS = {
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
   quota: 'Upstream quota',
+  tracing: 'Tracing (OpenTelemetry, OTLP/HTTP) beside the same build with tracing off (each process measured alone from /proc)',
   auth: "End users' tokens (AUTH_MODE=jwt) beside key mode, same run",
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
@@ -337,6 +341,7 @@ if (!only || only === 'quota') {
   await quota(redisServer?.url ?? wanted, (detail) => heading('quota', detail));
   await redisServer?.kill();
 }
+if (!only || only === 'tracing') await tracing(() => heading('tracing'));
 if (!only || only === 'auth') await auth(() => heading('auth'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');

@@ -1,9 +1,7 @@
-import { createPublicKey } from 'node:crypto';
-import { ConfigError, type Env, integer, list, optionalInteger, optionalNumber, rate, text, url } from './config-values.ts';
 import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
+import { type AuthConfig, readAuthConfig } from './identity/auth-config.ts';
+import { ConfigError, type Env, integer, text, url } from './lib/env-values.ts';
 import { isHttpUrl } from './lib/http-url.ts';
-
-export { ConfigError } from './config-values.ts';
 
 /**
  * The gateway's configuration: read from the environment once, validated,
@@ -34,6 +32,8 @@ export interface Config {
   readonly redisUrl: string | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
+  /** Whether GraphiQL (`/graphql` in a browser) and the demo page (`/`) are served. Default: yes, but no with `trustedDocuments` (neither can run there). */
+  readonly graphiql: boolean;
   /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
   readonly corsOrigins: readonly string[];
   /**
@@ -55,6 +55,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Who the callers are (`AUTH_MODE` and the `AUTH_*` variables). */
   readonly auth: AuthConfig;
+  /** OpenTelemetry traces, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); null: no tracing, no SDK loaded. */
+  readonly tracing: TracingSettings | null;
   /** Per-user limits (jwt mode only): `USER_*`. */
   readonly users: UserLimitsConfig;
 }
@@ -71,33 +73,14 @@ export interface UserLimitsConfig {
   readonly maxWatchedTasks: number;
 }
 
-/** `key`: clients bring upstream API keys (the default). `jwt`: end users bring tokens; the gateway holds `UPSTREAM_API_KEY`. */
-export type AuthMode = 'key' | 'jwt';
-
-/** Token checks in jwt mode. In key mode every field but `mode` is null (or its default) and unused. */
-export interface AuthConfig {
-  /** `AUTH_MODE`. Default `key`. */
-  readonly mode: AuthMode;
-  /** `AUTH_ISSUER`: the `iss` every token must carry. Required in jwt mode (defaults to the development provider's). */
-  readonly issuer: string | null;
-  /** `AUTH_AUDIENCE`: comma-separated; a token's `aud` must name one of them. Required in jwt mode (defaults to the development provider's). */
-  readonly audience: readonly string[];
-  /** `AUTH_JWKS_URL`: the identity provider's key set. */
-  readonly jwksUrl: string | null;
-  /** `AUTH_PUBLIC_KEY`: one PEM public key (SPKI) or certificate; `\n` escapes are read as line breaks. */
-  readonly publicKey: string | null;
-  /** `AUTH_HS256_SECRET`: a shared secret (at least 32 characters) for providers that sign with HS256. */
-  readonly hs256Secret: string | null;
-  /** jwt mode with the embedded emulator and none of the three above: the gateway serves a development identity provider. */
-  readonly devIdentityProvider: boolean;
-  /** `AUTH_CLOCK_TOLERANCE_S`: leeway on `exp` and `nbf`, in seconds. Default 60. */
-  readonly clockToleranceS: number;
-  /** `AUTH_USER_CLAIM`: the claim naming the user; a dotted path reaches nested claims. Default `sub`. */
-  readonly userClaim: string;
+/** What the gateway reads of the standard `OTEL_*` variables; the SDK reads the others (headers, `OTEL_BSP_*`, timeouts). */
+export interface TracingSettings {
+  /** `OTEL_SERVICE_NAME`. Default `task-gateway`. */
+  readonly serviceName: string;
 }
 
-/** Issuer and audience of the development identity provider (jwt mode, embedded emulator, no key source). */
-export const DEV_IDENTITY_PROVIDER = Object.freeze({ issuer: 'urn:task-gateway:dev-identity-provider', audience: 'task-gateway' });
+export { type AuthConfig, type AuthMode, DEV_IDENTITY_PROVIDER } from './identity/auth-config.ts';
+export { ConfigError } from './lib/env-values.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -121,7 +104,7 @@ export function readConfig(env: Env): Config {
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
   }
-  const auth = authConfig(env, upstreamUrl);
+  const auth = readAuthConfig(env, upstreamUrl);
   const maxLoops = integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000);
   const upstreamApiKey = apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null);
   if (auth.mode === 'jwt' && upstreamApiKey === null) {
@@ -141,6 +124,7 @@ export function readConfig(env: Env): Config {
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
+    graphiql: onOff(env, 'GRAPHIQL') ?? text(env, 'TRUSTED_DOCUMENTS') === null,
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     allowedHosts: hosts(env, 'ALLOWED_HOSTS', publicUrl),
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
@@ -157,76 +141,48 @@ export function readConfig(env: Env): Config {
       dailySpend: optionalNumber(env, 'USER_DAILY_SPEND', 1e15),
       maxWatchedTasks: integer(env, 'USER_MAX_WATCHED_TASKS', 100, 1, 1_000_000),
     }),
+    tracing: tracing(env),
   });
 }
 
-function authConfig(env: Env, upstreamUrl: string | null): AuthConfig {
-  const mode = (text(env, 'AUTH_MODE') ?? 'key').toLowerCase();
-  if (mode !== 'key' && mode !== 'jwt') throw new ConfigError(`AUTH_MODE must be key or jwt; got ${JSON.stringify(mode)}.`);
-  const jwksUrl = url(env, 'AUTH_JWKS_URL');
-  const publicKey = pemPublicKey(env, 'AUTH_PUBLIC_KEY');
-  const hs256Secret = text(env, 'AUTH_HS256_SECRET');
-  if (hs256Secret !== null && hs256Secret.length < 32) {
-    throw new ConfigError('AUTH_HS256_SECRET must be at least 32 characters (HS256 needs a 256-bit secret).');
+const otlpProtocols = ['http/protobuf', 'http/json'];
+const samplers = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+/**
+ * Tracing is on when an OTLP endpoint is set (for all signals or for traces) and neither
+ * `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off. The SDK would only
+ * log a bad value and carry on with its default; here it stops start-up, like every other variable.
+ */
+function tracing(env: Env): TracingSettings | null {
+  const endpoint = url(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? url(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (endpoint === null || text(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return null;
+  const exporter = text(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  if (exporter === 'none') return null;
+  if (exporter !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none; got ${JSON.stringify(exporter)}.`);
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = text(env, name);
+    if (protocol !== null && !otlpProtocols.includes(protocol)) {
+      throw new ConfigError(`${name} must be ${otlpProtocols.join(' or ')} (OTLP over HTTP); got ${JSON.stringify(protocol)}.`);
+    }
   }
-  const sources = [jwksUrl, publicKey, hs256Secret].filter((source) => source !== null).length;
-  if (sources > 1) throw new ConfigError('AUTH_JWKS_URL, AUTH_PUBLIC_KEY, AUTH_HS256_SECRET: set only one of them.');
-  const devIdentityProvider = mode === 'jwt' && sources === 0;
-  if (devIdentityProvider && upstreamUrl !== null) {
-    throw new ConfigError(
-      'AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET with UPSTREAM_URL set (the development identity provider runs only with the embedded emulator).',
-    );
+  const sampler = text(env, 'OTEL_TRACES_SAMPLER');
+  if (sampler !== null && !samplers.includes(sampler)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER must be one of ${samplers.join(', ')}; got ${JSON.stringify(sampler)}.`);
   }
-  const userClaim = text(env, 'AUTH_USER_CLAIM') ?? 'sub';
-  if (userClaim.length > 256 || userClaim.split('.').some((part) => part === '')) {
-    throw new ConfigError(
-      `AUTH_USER_CLAIM must be a claim name or a dotted path such as app_metadata.user_id; got ${JSON.stringify(userClaim)}.`,
-    );
+  const ratio = text(env, 'OTEL_TRACES_SAMPLER_ARG');
+  if (ratio !== null && sampler?.endsWith('traceidratio') && !/^(0(\.\d+)?|1(\.0+)?)$/.test(ratio)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1; got ${JSON.stringify(ratio)}.`);
   }
-  let issuer = text(env, 'AUTH_ISSUER');
-  let audience = list(env, 'AUTH_AUDIENCE');
-  if (devIdentityProvider) {
-    issuer ??= DEV_IDENTITY_PROVIDER.issuer;
-    if (audience.length === 0) audience = [DEV_IDENTITY_PROVIDER.audience];
-  }
-  if (mode === 'jwt' && issuer === null)
-    throw new ConfigError("AUTH_ISSUER is required with AUTH_MODE=jwt (the iss of your provider's tokens).");
-  if (mode === 'jwt' && audience.length === 0)
-    throw new ConfigError('AUTH_AUDIENCE is required with AUTH_MODE=jwt (the aud your provider puts in tokens for this API).');
-  return Object.freeze({
-    mode,
-    issuer,
-    audience: Object.freeze(audience),
-    jwksUrl,
-    publicKey,
-    hs256Secret,
-    devIdentityProvider,
-    clockToleranceS: integer(env, 'AUTH_CLOCK_TOLERANCE_S', 60, 0, 3_600),
-    userClaim,
-  });
+  return Object.freeze({ serviceName: text(env, 'OTEL_SERVICE_NAME') ?? 'task-gateway' });
 }
 
-/** A PEM public key or certificate; literal `\n` sequences (one-line environment values) read as line breaks. */
-function pemPublicKey(env: Env, name: string): string | null {
-  const value = text(env, name)?.replace(/\\n/g, '\n');
-  if (value === undefined || value === null) return null;
-  if (/PRIVATE KEY/.test(value))
-    throw new ConfigError(`${name} must be a public key: this is a private key, which the gateway never needs.`);
-  if (!/^-----BEGIN (PUBLIC KEY|CERTIFICATE)-----/.test(value)) {
-    throw new ConfigError(`${name} must be a PEM public key (-----BEGIN PUBLIC KEY-----) or certificate (-----BEGIN CERTIFICATE-----).`);
-  }
-  let key: ReturnType<typeof createPublicKey>;
-  try {
-    key = createPublicKey(value);
-  } catch {
-    throw new ConfigError(`${name} is not a readable PEM public key or certificate.`);
-  }
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  const type = key.asymmetricKeyType === 'ec' ? `ec ${curve}` : key.asymmetricKeyType;
-  if (!['rsa', 'rsa-pss', 'ed25519', 'ec prime256v1', 'ec secp384r1', 'ec secp521r1'].includes(type ?? '')) {
-    throw new ConfigError(`${name} must be an RSA, EC (P-256, P-384, P-521) or Ed25519 key; got ${type ?? 'an unknown type'}.`);
-  }
-  return value;
+/** `on` or `off` (also `true`/`false`, `1`/`0`), or null when unset. */
+function onOff(env: Env, name: string): boolean | null {
+  const value = text(env, name)?.toLowerCase() ?? null;
+  if (value === null) return null;
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  throw new ConfigError(`${name} must be on or off; got ${JSON.stringify(value)}.`);
 }
 
 /** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */
@@ -263,4 +219,29 @@ function hosts(env: Env, name: string, publicUrl: string | null): readonly strin
   }
   if (list.length === 0) throw new ConfigError(`${name} must name at least one host, or be * for any.`);
   return Object.freeze(list);
+}
+
+/** A positive decimal number (requests per second), or null when unset. */
+function rate(env: Env, name: string, min: number, max: number): number | null {
+  const value = text(env, name);
+  if (value === null) return null;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${name} must be a number of requests per second from ${min} to ${max}; got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
+}
+
+/** A whole number from `min` to `max`, or null (off) when unset. */
+function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
+  return text(env, name) === null ? null : integer(env, name, 0, min, max);
+}
+
+/** A number above 0 (decimals allowed), or null (off) when unset. */
+function optionalNumber(env: Env, name: string, max: number): number | null {
+  const value = text(env, name);
+  if (value === null) return null;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > max) {
+    throw new ConfigError(`${name} must be a number above 0 (quota units); got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
 }

@@ -7,7 +7,7 @@ import type { RecentTasksStore } from '../recent-tasks/recent-tasks.ts';
 import { type Credential, credentialFromAuthorization } from '../upstream/credential.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
-import type { Webhooks } from '../webhooks.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
 import { createTaskLoader } from './task-loader.ts';
 

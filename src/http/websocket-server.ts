@@ -6,11 +6,11 @@ import { type ContextServices, createRequestContext, type ResolvedCaller } from 
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
-import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenRefusedError } from '../identity/token-refused-error.ts';
-import { sha256 } from '../lib/sha256.ts';
+import type { OperationTracing } from '../telemetry/operation-spans.ts';
 import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createHostAllowList } from './allowed-hosts.ts';
@@ -40,6 +40,8 @@ export interface WebSocketServerOptions {
   onSocketError?: (error: Error) => void;
   /** jwt mode: the token in `connectionParams` names the user, and the socket closes with 4403 when it expires. Default null (key mode). */
   authenticator?: Authenticator | null;
+  /** A span per operation, continuing the `traceparent` of the subscribe message's `extensions` or of the upgrade. Default: none. */
+  operationTracing?: OperationTracing;
 }
 
 export interface GraphQLWebSocketServer {
@@ -73,10 +75,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     keepAliveMs = 30_000, // 30 s
     onSocketError = () => undefined,
     trustedDocuments = null,
-    authenticator = null,
     refuseUpgrade = createHostAllowList().upgradeRefusal,
+    authenticator = null,
+    operationTracing,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
   const callers = new WeakMap<object, ResolvedCaller>();
   /** Per socket in jwt mode: cancels the timer that closes it when its token expires. */
   const expiries = new WeakMap<object, () => void>();
@@ -115,11 +119,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     }
   };
 
+  const execute: Executor['execute'] = operationTracing ? (args) => operationTracing.execute(args, executor.execute) : executor.execute;
   const server = useServer(
     {
       connectionInitWaitTimeout: connectionInitTimeoutMs,
-      execute: executor.execute as never,
-      subscribe: executor.execute as never,
+      execute: execute as never,
+      subscribe: execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
       onConnect: async (context) => {
@@ -154,7 +159,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
         expiries.get(context)?.();
       },
       onSubscribe: (context, id, params) => {
-        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+        if (isTrusted && !isTrusted(params.query)) {
           return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
         }
         const { document, errors } = executor.prepare(params.query);
@@ -179,13 +184,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           ];
         }
         held.set(id, weight);
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: createRequestContext(services, callers.get(context)!),
-        };
+        const contextValue = createRequestContext(services, callers.get(context)!);
+        operationTracing?.continueFrom(contextValue, { ...context.extra.request.headers, ...params.extensions });
+        return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
       },
     },
     webSockets,

@@ -1,6 +1,6 @@
+import { GatewayError } from '../errors.ts';
 import { createLruMap } from '../lib/lru-map.ts';
 import { realScheduler, type Scheduler } from '../lib/scheduler.ts';
-import { UpstreamError } from '../upstream/errors.ts';
 
 /**
  * Who submitted each task (AUTH_MODE=jwt): task id to the owner hash of the
@@ -19,7 +19,7 @@ export interface TaskOwners {
 }
 
 /** The owners' store cannot be reached: nothing was submitted, or (mid-submit) the record is still being retried. */
-export class TaskOwnersUnavailableError extends UpstreamError {
+export class TaskOwnersUnavailableError extends GatewayError {
   override readonly code = 'TASK_OWNERS_UNAVAILABLE';
   override readonly clientCode = 'SERVICE_UNAVAILABLE';
   override readonly transient = true;

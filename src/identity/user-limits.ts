@@ -1,5 +1,5 @@
+import { GatewayError } from '../errors.ts';
 import { createLruMap } from '../lib/lru-map.ts';
-import { UpstreamError } from '../upstream/errors.ts';
 
 /**
  * Per-user limits on submits (AUTH_MODE=jwt), each optional and off by
@@ -60,7 +60,7 @@ export interface UserLimits {
 }
 
 /** The limit store cannot be reached: the submit is refused with a retryable error, nothing sent upstream. */
-export class UserLimitsUnavailableError extends UpstreamError {
+export class UserLimitsUnavailableError extends GatewayError {
   override readonly code = 'USER_LIMITS_UNAVAILABLE';
   override readonly clientCode = 'SERVICE_UNAVAILABLE';
   override readonly transient = true;

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
+import { TooManySubscriptionsError } from '../errors.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
 import { sha256 } from '../lib/sha256.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import type { Credential } from '../upstream/credential.ts';
-import { TaskNotFoundError, TooManySubscriptionsError } from '../upstream/errors.ts';
+import { TaskNotFoundError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot, TaskStatus } from '../upstream/task-snapshot.ts';
 import type { EndUser } from './end-user.ts';
 import { recordOwner, type TaskOwners } from './task-owners.ts';

@@ -1,10 +1,11 @@
 import { setMaxListeners } from 'node:events';
+import { QueueTimeoutError } from '../errors.ts';
 import { realScheduler } from '../lib/scheduler.ts';
-import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
+import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createKeyStanding } from './key-standing.ts';
 import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';
-import type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import { MAX_IN_FLIGHT, type RequestScheduler, type RequestSchedulerOptions, type ScheduleHints } from './request-scheduling.ts';
 
 export type { RequestPriority } from './request-lanes.ts';
 
@@ -55,7 +56,7 @@ interface KeyState {
 export function createRequestScheduler(options: RequestSchedulerOptions = {}): RequestScheduler {
   const {
     maxInFlightPerKey = 8,
-    maxInFlight = 128,
+    maxInFlight = MAX_IN_FLIGHT,
     maxQueuedPerKey = 2_000,
     maxQueueWaitMs = 10_000, // 10 s
     failFastMs = 30_000, // 30 s

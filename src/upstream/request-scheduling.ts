@@ -8,6 +8,9 @@ import type { RequestPriority } from './request-lanes.ts';
  * and what it offers.
  */
 
+/** Requests in flight over all keys, and so the connections of the client's pool: a sent request never waits for one. */
+export const MAX_IN_FLIGHT = 128;
+
 /** How a request wants to be scheduled; the plain client ignores these. */
 export interface ScheduleHints {
   /** Default `urgent`. */
@@ -26,7 +29,7 @@ export interface RequestSchedulerOptions {
   budget?: KeyBudget;
   /** Requests of one key in flight at once (`MAX_UPSTREAM_IN_FLIGHT_PER_KEY`). Default 8. */
   maxInFlightPerKey?: number;
-  /** Requests in flight over all keys; keep the client's pool at least this large. Default 128. */
+  /** Requests in flight over all keys; keep the client's pool at least this large. Default `MAX_IN_FLIGHT` (128). */
   maxInFlight?: number;
   /** Requests of one key waiting; past it a request is refused with `RATE_LIMITED`. Default 2 000. */
   maxQueuedPerKey?: number;

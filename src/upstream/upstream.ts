@@ -1,15 +1,14 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { Config } from '../config.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import { createExchangeTracer, traceScheduler } from '../telemetry/upstream-spans.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createRedisBudget } from './redis-budget.ts';
 import { createRequestScheduler, type RequestScheduler } from './request-scheduler.ts';
 import { createScheduledClient } from './scheduled-client.ts';
 import { createTasksClient, type TasksClient } from './tasks-client.ts';
-
-/** Upstream requests in flight over all keys, and the pool's connections: a sent request never waits for one. */
-export const MAX_UPSTREAM_IN_FLIGHT = 128;
 
 export interface UpstreamOptions {
   config: Config;
@@ -21,6 +20,8 @@ export interface UpstreamOptions {
   now?: () => number;
   /** Timers of the request scheduler. Default: Node's. */
   scheduler?: Scheduler;
+  /** Traces every upstream request (a client span carrying `traceparent`) and each poll (a root span). Default: none. */
+  tracer?: Tracer;
 }
 
 /** The gateway's way to the upstream: the client, and the per-key scheduler every request of a key goes through. */
@@ -40,14 +41,14 @@ export interface Upstream {
 
 /** Builds the upstream client, the keys' budget (in memory, or shared through Redis) and the request scheduler. */
 export function createUpstream(options: UpstreamOptions): Upstream {
-  const { config, upstreamUrl, metrics, logger, now = Date.now, scheduler } = options;
+  const { config, upstreamUrl, metrics, logger, now = Date.now, scheduler, tracer } = options;
   let droppedUrlLogged = false;
   const client = createTasksClient({
     baseUrl: upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    maxConnections: MAX_UPSTREAM_IN_FLIGHT,
     now,
     onRequest: metrics.upstreamRequest,
+    trace: tracer ? createExchangeTracer(tracer, upstreamUrl) : undefined,
     onDroppedUrl: (taskId, scheme) => {
       if (droppedUrlLogged) return;
       droppedUrlLogged = true;
@@ -65,7 +66,6 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const requestScheduler = createRequestScheduler({
     budget,
     maxInFlightPerKey: config.maxUpstreamInFlightPerKey,
-    maxInFlight: MAX_UPSTREAM_IN_FLIGHT,
     maxQueuedPerKey: config.maxLoopsPerKey + 1_000,
     maxQueueWaitMs: config.upstreamQueueTimeoutMs,
     now,
@@ -76,7 +76,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     onFailFast: metrics.failedFast,
   });
   return {
-    client: createScheduledClient(client, requestScheduler),
+    client: createScheduledClient(client, tracer ? traceScheduler(requestScheduler, tracer, now) : requestScheduler),
     requestScheduler,
     budgetShared: () => sharedBudget?.healthy() ?? true,
     start: () => budget.start(),

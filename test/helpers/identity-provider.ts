@@ -25,6 +25,8 @@ export interface TestIdentityProvider {
   sign(claims?: Record<string, unknown>, options?: { keys?: Keys; header?: Record<string, unknown> }): Promise<string>;
   /** Makes and publishes a new signing key beside the old ones; answers its kid. */
   rotate(): Promise<string>;
+  /** Stops publishing the key `kid` (a revoked key). */
+  unpublish(kid: string): void;
   /** While down, the key set answers 503. */
   setDown(down: boolean): void;
   stop(): Promise<void>;
@@ -70,6 +72,12 @@ export async function startIdentityProvider(options: { now?: () => number } = {}
         .sign((signOptions.keys ?? current().keys).privateKey);
     },
     rotate: publish,
+    unpublish(kid) {
+      published.splice(
+        published.findIndex((entry) => entry.kid === kid),
+        1,
+      );
+    },
     setDown(value) {
       down = value;
     },

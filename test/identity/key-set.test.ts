@@ -43,6 +43,21 @@ describe('the identity provider key set', () => {
     expect(idp.fetches()).toBe(before + 1);
   });
 
+  it('stops accepting a token it had verified once its key is no longer published (a revoked key)', async () => {
+    const { clock, idp, refusal } = await setUp();
+    const revokedKid = idp.kid();
+    expect(await refusal(await idp.sign({ sub: 'first' }))).toBeNull();
+    const early = await idp.sign({ sub: 'early' });
+    // Verified with keys that no longer change under it: remembered.
+    expect(await refusal(early)).toBeNull();
+    await idp.rotate();
+    idp.unpublish(revokedKid);
+    clock.advance(30_000);
+    // A token with the new key brings the new key set; the one remembered from the old key is checked again.
+    expect(await refusal(await idp.sign({ sub: 'late' }))).toBeNull();
+    expect(await refusal(early)).toMatchObject({ reason: 'UNKNOWN_KEY' });
+  });
+
   it('costs at most one key-set fetch per cooldown for a storm of unknown kids, over every transport', async () => {
     const { clock, idp, refusal } = await setUp();
     expect(await refusal(await idp.sign())).toBeNull();
