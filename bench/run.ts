@@ -24,8 +24,10 @@
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
  * 10. the cost of OpenTelemetry tracing at 100 % sampling (bench/tracing.ts): task(id) over HTTP
  *     and CPU per poll, beside the same build with tracing off.
+ * 11. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
+ *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]`, `-- quota` and `-- tracing` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota`, `-- tracing` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -38,6 +40,7 @@ import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
+import { auth } from './auth.ts';
 import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
@@ -61,6 +64,7 @@ const SECTIONS = {
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
   quota: 'Upstream quota',
   tracing: 'Tracing (OpenTelemetry, OTLP/HTTP) beside the same build with tracing off (each process measured alone from /proc)',
+  auth: "End users' tokens (AUTH_MODE=jwt) beside key mode, same run",
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -348,6 +352,7 @@ if (!only || only === 'quota') {
   await redisServer?.kill();
 }
 if (!only || only === 'tracing') await tracing(() => heading('tracing'));
+if (!only || only === 'auth') await auth(() => heading('auth'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

@@ -1,4 +1,6 @@
 import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
+import { type AuthConfig, readAuthConfig } from './identity/auth-config.ts';
+import { ConfigError, type Env, integer, text, url } from './lib/env-values.ts';
 import { isHttpUrl } from './lib/http-url.ts';
 
 /**
@@ -51,6 +53,8 @@ export interface Config {
   /** Poll loops over all keys. Default 100 000. */
   readonly maxLoops: number;
   readonly logLevel: LogLevel;
+  /** Who the callers are (`AUTH_MODE` and the `AUTH_*` variables). */
+  readonly auth: AuthConfig;
   /** OpenTelemetry traces, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); null: no tracing, no SDK loaded. */
   readonly tracing: TracingSettings | null;
 }
@@ -61,18 +65,14 @@ export interface TracingSettings {
   readonly serviceName: string;
 }
 
+export { type AuthConfig, type AuthMode, DEV_IDENTITY_PROVIDER } from './identity/auth-config.ts';
+export { ConfigError } from './lib/env-values.ts';
+
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 
-/** A bad value: its message is one line that names the variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 /** The demo key used with the embedded emulator when `UPSTREAM_API_KEY` is unset. */
 export const DEMO_API_KEY = 'sk-demo';
-
-type Env = Record<string, string | undefined>;
 
 /** Reads and validates the configuration; throws `ConfigError` naming the first bad variable. */
 export function readConfig(env: Env): Config {
@@ -90,12 +90,17 @@ export function readConfig(env: Env): Config {
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
   }
+  const auth = readAuthConfig(env, upstreamUrl);
+  const upstreamApiKey = apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null);
+  if (auth.mode === 'jwt' && upstreamApiKey === null) {
+    throw new ConfigError('UPSTREAM_API_KEY is required with AUTH_MODE=jwt: the gateway makes every upstream request with it.');
+  }
   const publicUrl = url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null;
   return Object.freeze({
     port: integer(env, 'PORT', 4000, 0, 65_535),
     host: text(env, 'HOST') ?? '0.0.0.0',
     upstreamUrl,
-    upstreamApiKey: apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null),
+    upstreamApiKey,
     pollIntervalMs,
     pollMaxIntervalMs,
     pollTimeoutMs: integer(env, 'POLL_TIMEOUT_MS', 1_800_000, 1_000, 86_400_000),
@@ -113,6 +118,7 @@ export function readConfig(env: Env): Config {
     maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', 1_000, 1, 10_000_000),
     maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
     logLevel: logLevel as LogLevel,
+    auth,
     tracing: tracing(env),
   });
 }
@@ -146,20 +152,6 @@ function tracing(env: Env): TracingSettings | null {
     throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1; got ${JSON.stringify(ratio)}.`);
   }
   return Object.freeze({ serviceName: text(env, 'OTEL_SERVICE_NAME') ?? 'task-gateway' });
-}
-
-function text(env: Env, name: string): string | null {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? null : value;
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const value = text(env, name);
-  if (value === null) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
-  }
-  return Number(value);
 }
 
 /** `on` or `off` (also `true`/`false`, `1`/`0`), or null when unset. */
@@ -215,12 +207,4 @@ function rate(env: Env, name: string, min: number, max: number): number | null {
     throw new ConfigError(`${name} must be a number of requests per second from ${min} to ${max}; got ${JSON.stringify(value)}.`);
   }
   return Number(value);
-}
-
-function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {
-  const value = text(env, name);
-  if (value === null) return null;
-  // The value itself is never echoed: a URL may carry a password.
-  if (!isHttpUrl(value, protocols)) throw new ConfigError(`${name} must be an absolute URL using ${protocols.join(' or ')}.`);
-  return value;
 }

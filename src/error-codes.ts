@@ -8,7 +8,8 @@ export const errorCodes = {
   BAD_USER_INPUT:
     'invalid task id, more than 100 ids, bad `SubmitTaskInput`, an operation past a limit (depth, aliases, upstream requests), or the upstream refused the parameters (`extensions.upstreamCode`, e.g. `capability_violation`)',
   GRAPHQL_PARSE_FAILED: 'an operation that is not valid GraphQL, or too long, over WebSocket',
-  UNAUTHENTICATED: 'no key (and no `UPSTREAM_API_KEY`), a malformed `Authorization`, or a key the upstream rejects',
+  UNAUTHENTICATED:
+    'no key (and no `UPSTREAM_API_KEY`), a malformed `Authorization`, or a key the upstream rejects; in jwt mode, a refused or expired token (`extensions.reason` says why: [end users](end-users.md#refusals))',
   NOT_FOUND: "a task that does not exist or is not the caller's, on a subscription (queries answer `null`)",
   TASK_NOT_CANCELLABLE: 'a cancel that lost the race: the task is no longer queued',
   INSUFFICIENT_BALANCE: 'upstream `402`',

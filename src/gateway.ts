@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createTransports, type TransportsOptions } from './http/transports.ts';
+import { createAuthenticator } from './identity/authenticator.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -102,13 +103,17 @@ export function createGateway(options: GatewayOptions): Gateway {
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
+  const defaultCredential = config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey);
+  // jwt mode: end users bring tokens; every upstream request uses the server's key (config requires it).
+  const authenticator =
+    config.auth.mode === 'jwt' ? createAuthenticator({ auth: config.auth, serverCredential: defaultCredential!, now, scheduler }) : null;
   // Every waiting submit listens to it until it ends: as many as run at once, none left behind (not a leak to warn of).
   setMaxListeners(0, stopping.signal);
   const services: ContextServices = {
     tasksClient,
     poller,
     recentTasks,
-    defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
+    defaultCredential,
     webhooks,
     now,
     stopping: stopping.signal,
@@ -123,6 +128,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
     trustedDocuments,
     multipartHeartbeatMs: options.multipartHeartbeatMs,
+    authenticator,
     operationTracing: tracer ? createOperationTracing(tracer) : undefined,
   });
   metrics.observe({
@@ -143,6 +149,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       callbackTokens.start();
       upstream.start();
       const url = await transports.listen();
+      if (authenticator?.devIdentityProvider) {
+        logger.warn(
+          { tokens: `${url}/dev/identity/token?user=<name>` },
+          'development identity provider: anyone who reaches it signs in as anyone (embedded emulator only)',
+        );
+      }
       logger.info(
         { port: Number(new URL(url).port), upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
         'task-gateway listening',

@@ -25,6 +25,17 @@ describe('readConfig', () => {
       maxLoopsPerKey: 1_000,
       maxLoops: 100_000,
       logLevel: 'info',
+      auth: {
+        mode: 'key',
+        issuer: null,
+        audience: [],
+        jwksUrl: null,
+        publicKey: null,
+        hs256Secret: null,
+        devIdentityProvider: false,
+        clockToleranceS: 60,
+        userClaim: 'sub',
+      },
       tracing: null,
     });
   });

@@ -1,4 +1,5 @@
 import type DataLoader from 'dataloader';
+import type { EndUser } from '../identity/end-user.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import type { RecentTasksStore } from '../recent-tasks/recent-tasks.ts';
@@ -14,8 +15,13 @@ const neverAborted = new AbortController().signal;
 
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
-  /** The caller's credential; throws `UnauthenticatedError` when it brought none or a malformed one. */
+  /**
+   * The credential upstream requests are made with: in key mode the caller's (throws `UnauthenticatedError`
+   * when it brought none or a malformed one); in jwt mode the server-held `UPSTREAM_API_KEY`.
+   */
   credential(): Credential;
+  /** The signed-in end user: set from the verified token in jwt mode; null in key mode. */
+  user: EndUser | null;
   /** Per-request loader: task id to snapshot, `null` when the upstream answers 404. */
   taskLoader: DataLoader<string, TaskSnapshot | null>;
   /** The upstream client, shared by all requests. */
@@ -48,17 +54,23 @@ export interface ContextServices {
   stopping?: AbortSignal;
 }
 
+/** A caller already identified: its connection's credential (key mode), or the server's credential and the verified user (jwt mode). */
+export interface ResolvedCaller {
+  credential: Credential;
+  /** Default null (key mode). */
+  user?: EndUser | null;
+}
+
 /**
  * Builds one operation's context from its `Authorization` value (header or
- * `connectionParams`), or from a credential already resolved for its connection.
+ * `connectionParams`, key mode), or from a caller already resolved (its
+ * connection's credential, or in jwt mode the verified user).
  * Cheap on purpose: a WebSocket holds one per live subscription.
  */
-export function createRequestContext(
-  services: ContextServices,
-  authorization: string | null | undefined | { credential: Credential },
-): GatewayContext {
+export function createRequestContext(services: ContextServices, authorization: string | null | undefined | ResolvedCaller): GatewayContext {
   const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, stopping = neverAborted } = services;
-  let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
+  const caller = typeof authorization === 'object' && authorization !== null ? authorization : undefined;
+  let resolved = caller?.credential;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
     return resolved;
@@ -70,6 +82,7 @@ export function createRequestContext(
   };
   const context = {
     credential,
+    user: caller?.user ?? null,
     tasksClient,
     poller,
     watchTask: (taskId: string) => poller.subscribe(credential(), taskId),

@@ -1,6 +1,7 @@
 import { GraphQLError, type GraphQLErrorOptions } from 'graphql';
 import type { ErrorCode } from '../error-codes.ts';
 import { GatewayError } from '../errors.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
 import { BadRequestError, RateLimitedError } from '../upstream/errors.ts';
 
 /**
@@ -35,6 +36,7 @@ export function maskError(error: unknown): GraphQLError {
     const extensions: Record<string, unknown> = {};
     if (original instanceof RateLimitedError && original.retryAfterMs !== null) extensions.retryAfterMs = original.retryAfterMs;
     if (original instanceof BadRequestError && original.upstreamCode) extensions.upstreamCode = original.upstreamCode;
+    if (original instanceof TokenRefusedError) extensions.reason = original.reason;
     return gatewayError(original.clientCode, original.message, { ...location, extensions });
   }
   if (original instanceof GraphQLError) {

@@ -2,10 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { useSubscriptionExpiry } from '../identity/subscription-expiry.ts';
 import type { Logger } from '../logger.ts';
 import { type ContextServices, createRequestContext, type GatewayContext } from './context.ts';
 import { corsFromAllowList, PREFLIGHT_HEADERS, useCrossSiteRequestRefusal, useNoStoredAnswers, useVaryOnOrigin } from './cross-site.ts';
-import { maskError } from './errors.ts';
+import { gatewayError, maskError } from './errors.ts';
 import { exampleOperations } from './graphiql-examples.ts';
 import { useHttpDocumentCache } from './http-document-cache.ts';
 import { costRules, MAX_TASKS_PER_SUBSCRIPTION } from './limits.ts';
@@ -29,6 +31,8 @@ export interface GraphQLHttpOptions {
   graphiql?: boolean;
   /** Renders GraphiQL's page for browsers at `/graphql` (`src/http/graphiql.ts`: a small page, assets served apart). */
   renderGraphiQL: (options: Record<string, unknown>) => Promise<string>;
+  /** jwt mode: who is calling, from the `Authorization` header's token. Default null (key mode: the header is an upstream key). */
+  authenticator?: Authenticator | null;
   /** More plugins, run first (tracing's operation spans). Default: none. */
   plugins?: readonly Plugin[];
 }
@@ -51,6 +55,7 @@ export function createGraphQLHttpHandler(
     corsOrigins = [],
     graphiql = true,
     renderGraphiQL,
+    authenticator = null,
     plugins = [],
   } = options;
   const costLimits: Plugin = {
@@ -76,6 +81,7 @@ export function createGraphQLHttpHandler(
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
       useNoStoredAnswers(),
+      ...(authenticator ? [useSubscriptionExpiry(authenticator)] : []),
     ],
     // Never yoga's default, which reflects any Origin with credentials.
     cors: corsFromAllowList(corsOrigins),
@@ -91,9 +97,31 @@ export function createGraphQLHttpHandler(
         return masked;
       },
     },
-    graphiql: graphiql && { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' },
+    graphiql: graphiql && graphiqlOptions(authenticator),
     // A small page; GraphiQL's scripts and styles come from this gateway (src/http/graphiql.ts), no CDN.
     renderGraphiQL: renderGraphiQL as never,
-    context: ({ request }) => createRequestContext(services, request.headers.get('authorization')),
+    context: authenticator
+      ? async ({ request }) =>
+          createRequestContext(services, await authenticator.fromAuthorization(request.headers.get('authorization')).catch(refuse))
+      : ({ request }) => createRequestContext(services, request.headers.get('authorization')),
   });
+}
+
+/** A refused token as the whole answer: `401` with `WWW-Authenticate` (RFC 6750), the reason in `extensions`. */
+function refuse(error: unknown): never {
+  const masked = maskError(error);
+  throw gatewayError('UNAUTHENTICATED', masked.message, {
+    extensions: { ...masked.extensions, http: { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } } },
+  });
+}
+
+/** GraphiQL's settings; with the development identity provider, its headers hold a fresh development token. */
+function graphiqlOptions(authenticator: Authenticator | null) {
+  const options = { title: 'task-gateway', defaultQuery: exampleOperations, subscriptionsProtocol: 'WS' as const };
+  const devIdentityProvider = authenticator?.devIdentityProvider;
+  if (!devIdentityProvider) return options;
+  return async () => {
+    const { token } = await devIdentityProvider.tokenFor('developer');
+    return { ...options, headers: JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2) };
+  };
 }

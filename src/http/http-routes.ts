@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { DEV_IDENTITY_PROVIDER_PATH, type DevIdentityProvider } from '../identity/dev-identity-provider.ts';
+import type { KeySetStatus } from '../identity/remote-key-set.ts';
 import { sendJson } from '../lib/send-json.ts';
 import { type Logger, loggablePath } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
@@ -25,6 +27,10 @@ export interface HttpRoutesOptions {
   probe: () => Promise<boolean>;
   /** How coordination stands, for `/readyz`: `local`, `redis`, or `degraded: polling locally`. */
   coordination: () => string;
+  /** jwt mode: how the identity provider's keys stand, for `/readyz`. Default: none (key mode). */
+  identity?: () => Promise<KeySetStatus>;
+  /** Served at `/dev/identity/` (jwt mode with the embedded emulator and no key source). Default null. */
+  devIdentityProvider?: DevIdentityProvider | null;
   /** How long a readiness answer is reused. Default 2 000 ms. */
   readinessTtlMs?: number;
   /** Largest POST body accepted; larger ones get `413`. Default 262 144 bytes (256 KiB). */
@@ -62,6 +68,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     logger,
     probe,
     coordination,
+    identity,
+    devIdentityProvider = null,
     hosts = createHostAllowList(),
     readinessTtlMs = 2_000, // 2 s
     maxRequestBytes = MAX_REQUEST_BYTES,
@@ -87,8 +95,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
-      const up = await ready();
-      return sendJson(response, up ? 200 : 503, { status: up ? 'ready' : 'upstream unreachable', coordination: coordination() });
+      // The key set's status costs no request once it has keys (fetches are single-flight and cooled down): not cached.
+      const [up, keys] = await Promise.all([ready(), identity?.()]);
+      const status = !up ? 'upstream unreachable' : keys && !keys.ready ? 'identity provider keys unreachable' : 'ready';
+      const body = { status, coordination: coordination(), ...(keys ? { identity: keys.detail } : {}) };
+      return sendJson(response, status === 'ready' ? 200 : 503, body);
     }
     if (path === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
@@ -96,6 +107,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     if (path.startsWith(WEBHOOK_PATH)) return webhooks.handle(request, response, path.slice(WEBHOOK_PATH.length));
     if (!hosts.allowsHost(request.headers.host)) return sendJson(response, 421, hosts.hostRefusal);
+    if (devIdentityProvider && path.startsWith(DEV_IDENTITY_PROVIDER_PATH)) {
+      return devIdentityProvider.handle(request, response, path.slice(DEV_IDENTITY_PROVIDER_PATH.length));
+    }
     if (graphiql && path.startsWith(GRAPHIQL_ASSETS_PATH))
       return graphiql.handle(request, response, path.slice(GRAPHIQL_ASSETS_PATH.length));
     if (graphiql && path === '/' && request.method === 'GET') {

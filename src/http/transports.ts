@@ -6,6 +6,7 @@ import type { ContextServices } from '../graphql/context.ts';
 import { createExecutor } from '../graphql/executor.ts';
 import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { createGraphQLHttpHandler, type GraphQLHttpOptions } from '../graphql/yoga.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { OperationTracing } from '../telemetry/operation-spans.ts';
@@ -31,6 +32,8 @@ export interface TransportsOptions {
   multipartHeartbeatMs?: GraphQLHttpOptions['multipartHeartbeatMs'];
   /** A span per operation on every transport. Default: none. */
   operationTracing?: OperationTracing;
+  /** jwt mode: verifies end users' tokens on every transport. Default null (key mode). */
+  authenticator?: Authenticator | null;
 }
 
 /**
@@ -56,8 +59,19 @@ export interface Transports {
 }
 
 export function createTransports(options: TransportsOptions): Transports {
-  const { config, services, webhooks, metrics, logger, probe, coordination, trustedDocuments, multipartHeartbeatMs, operationTracing } =
-    options;
+  const {
+    config,
+    services,
+    webhooks,
+    metrics,
+    logger,
+    probe,
+    coordination,
+    trustedDocuments,
+    multipartHeartbeatMs,
+    operationTracing,
+    authenticator = null,
+  } = options;
   const graphiql = createGraphiQL();
   const hosts = createHostAllowList({ allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins });
   const routes = createHttpRoutes({
@@ -68,6 +82,7 @@ export function createTransports(options: TransportsOptions): Transports {
       corsOrigins: config.corsOrigins,
       graphiql: config.graphiql,
       renderGraphiQL: graphiql.renderPage,
+      authenticator,
       plugins: operationTracing ? [operationTracing.plugin] : [],
     }),
     graphiql: config.graphiql ? graphiql : null,
@@ -76,6 +91,8 @@ export function createTransports(options: TransportsOptions): Transports {
     logger,
     probe,
     coordination,
+    identity: authenticator?.status,
+    devIdentityProvider: authenticator?.devIdentityProvider ?? null,
     hosts,
   });
   const server = createServer(routes.listener);
@@ -89,6 +106,7 @@ export function createTransports(options: TransportsOptions): Transports {
     refuseUpgrade: hosts.upgradeRefusal,
     operationTracing,
     onSocketError: (error) => logger.debug({ reason: error.message }, 'websocket closed on a protocol error'),
+    authenticator,
   });
 
   return {

@@ -2,14 +2,16 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { type ContextServices, createRequestContext } from '../graphql/context.ts';
+import { type ContextServices, createRequestContext, type ResolvedCaller } from '../graphql/context.ts';
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
 import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
 import type { OperationTracing } from '../telemetry/operation-spans.ts';
-import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
+import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { createHostAllowList } from './allowed-hosts.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
@@ -36,6 +38,8 @@ export interface WebSocketServerOptions {
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
   onSocketError?: (error: Error) => void;
+  /** jwt mode: the token in `connectionParams` names the user, and the socket closes with 4403 when it expires. Default null (key mode). */
+  authenticator?: Authenticator | null;
   /** A span per operation, continuing the `traceparent` of the subscribe message's `extensions` or of the upgrade. Default: none. */
   operationTracing?: OperationTracing;
 }
@@ -72,11 +76,14 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     onSocketError = () => undefined,
     trustedDocuments = null,
     refuseUpgrade = createHostAllowList().upgradeRefusal,
+    authenticator = null,
     operationTracing,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
   const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
-  const credentials = new WeakMap<object, Credential>();
+  const callers = new WeakMap<object, ResolvedCaller>();
+  /** Per socket in jwt mode: cancels the timer that closes it when its token expires. */
+  const expiries = new WeakMap<object, () => void>();
   /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
   const weights = new WeakMap<object, Map<string, number>>();
 
@@ -120,15 +127,36 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       subscribe: execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
-      onConnect: (context) => {
+      onConnect: async (context) => {
+        const socket = context.extra.socket;
         try {
-          credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
+          if (!authenticator) {
+            callers.set(context, { credential: credentialFromConnectionParams(context.connectionParams, services.defaultCredential) });
+            return true;
+          }
+          const caller = await authenticator.fromConnectionParams(context.connectionParams);
+          // Gone while its token was checked: no timer for a socket that `onClose` has already passed.
+          if (socket.readyState !== socket.OPEN) return false;
+          callers.set(context, caller);
+          // graphql-ws clients answer 4403 by calling `connectionParams` again: a fresh token, a new socket.
+          expiries.set(
+            context,
+            authenticator.atExpiry(caller.user, () => socket.close(4403, 'Token expired')),
+          );
           return true;
         } catch (error) {
-          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
-          context.extra.socket.close(4403, reason);
+          const message =
+            error instanceof TokenRefusedError
+              ? `${error.reason}: ${error.message}`
+              : error instanceof UpstreamError
+                ? error.message
+                : 'Forbidden';
+          socket.close(4403, closeReason(message));
           return false;
         }
+      },
+      onClose: (context) => {
+        expiries.get(context)?.();
       },
       onSubscribe: (context, id, params) => {
         if (isTrusted && !isTrusted(params.query)) {
@@ -156,7 +184,7 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           ];
         }
         held.set(id, weight);
-        const contextValue = createRequestContext(services, { credential: credentials.get(context)! });
+        const contextValue = createRequestContext(services, callers.get(context)!);
         operationTracing?.continueFrom(contextValue, { ...context.extra.request.headers, ...params.extensions });
         return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
       },
@@ -180,4 +208,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       await new Promise((resolve) => webSockets.close(resolve));
     },
   };
+}
+
+/** A close frame's reason holds at most 123 bytes: longer messages are cut at a character boundary. */
+function closeReason(message: string): string {
+  if (Buffer.byteLength(message) <= 123) return message;
+  let cut = message.slice(0, 120);
+  while (Buffer.byteLength(`${cut}…`) > 123) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
