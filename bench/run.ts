@@ -234,12 +234,18 @@ async function fanout() {
 
 /** Section 5: replicas sharing one loop through Redis. */
 async function replicas() {
-  let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const redisServer = (await redisAnswers(redisUrl)) ? null : await startRedisServer(await freePort());
-  redisUrl = redisServer?.url ?? redisUrl;
+  // A Redis of its own, so that its command count is this section's alone.
+  const redisServer = await startRedisServer(await freePort());
+  const redisUrl = redisServer.url;
+  const commandsProcessed = async () => {
+    const redis = connectRedis(redisUrl);
+    const stats = await redis.info('stats');
+    redis.disconnect();
+    return Number(/total_commands_processed:(\d+)/.exec(stats)?.[1] ?? 0);
+  };
   const emulator = await startEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
   heading('replicas');
-  console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own');
+  console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own | Redis commands per GET');
   for (const count of [1, 3]) {
     const gateways = await startReplicas(count, {
       redisUrl,
@@ -263,11 +269,15 @@ async function replicas() {
     );
     await Promise.all(clients.map((client) => client.send({ type: 'subscribe', taskId: id, perSocket: 100 }, 'ready')));
     const before = emulator.stats.gets.get(id) ?? 0;
+    const commandsBefore = await commandsProcessed();
     const windowMs = INTERVAL_MS * 20;
     await sleep(windowMs);
-    const perInterval = ((emulator.stats.gets.get(id) ?? 0) - before) / (windowMs / INTERVAL_MS);
+    const gets = (emulator.stats.gets.get(id) ?? 0) - before;
+    // INFO itself is one command of each reading.
+    const commandsPerGet = ((await commandsProcessed()) - commandsBefore - 1) / gets;
+    const perInterval = gets / (windowMs / INTERVAL_MS);
     console.log(
-      `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)}`,
+      `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)} | ${commandsPerGet.toFixed(1).padStart(22)}`,
     );
     if (count > 1) {
       // Failover: kill the lease holder and time the gap until another replica polls.
@@ -291,7 +301,7 @@ async function replicas() {
     await Promise.all(gateways.map((gateway) => gateway.process.stop()));
   }
   await emulator.stop();
-  await redisServer?.kill();
+  await redisServer.kill();
 }
 
 /** Starts `command` with the embedded emulator, waits until it listens and has idled 3 s, and returns its RSS in MiB. */
