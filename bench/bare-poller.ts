@@ -4,11 +4,13 @@
  * the same ±10 % jitter), with nothing else. Driven over IPC.
  */
 import { Agent } from 'undici';
+import { MAX_IN_FLIGHT } from '../src/upstream/request-scheduling.ts';
 
 type Command = { type: 'start'; url: string; key: string; ids: string[]; intervalMs: number } | { type: 'count' } | { type: 'stop' };
 
 process.on('SIGTERM', () => process.exit(0));
-const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
+// The gateway's pool, so that the baseline differs from it only in what the gateway adds.
+const agent = new Agent({ keepAliveTimeout: 30_000, connections: MAX_IN_FLIGHT });
 const timers: NodeJS.Timeout[] = [];
 let parsed = 0;
 

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { freePort } from '../test/helpers/stack.ts';
 
-const INTERVAL_MS = 2_000;
+export const INTERVAL_MS = 2_000;
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -23,7 +23,7 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const CLOCK_TICK_MS = 10; // Linux's USER_HZ is 100
 
-interface Child {
+export interface Child {
   process: ChildProcess;
   ask<T = any>(command: Record<string, unknown>, answer: string): Promise<T>;
   next<T = any>(answer: string): Promise<T>;
@@ -31,7 +31,7 @@ interface Child {
 }
 
 /** Forks a TypeScript module of this repo (through tsx), talking over IPC. */
-function forkChild(file: string, env: Record<string, string> = {}): Child {
+export function forkChild(file: string, env: Record<string, string> = {}): Child {
   const extra = file === './bare-poller.ts' ? (process.env.BARE_NODE_ARGS?.split(' ').filter(Boolean) ?? []) : [];
   const child = fork(here(file), [], {
     execArgv: ['--import', 'tsx', '--max-old-space-size=4096', ...extra],
@@ -66,7 +66,7 @@ function forkChild(file: string, env: Record<string, string> = {}): Child {
 }
 
 /** CPU time (user + system) and resident memory of a process, from /proc. */
-function usage(pid: number): { cpuMs: number; rss: number } {
+export function usage(pid: number): { cpuMs: number; rss: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
@@ -74,7 +74,7 @@ function usage(pid: number): { cpuMs: number; rss: number } {
 }
 
 /** The gateway as an operator runs it: `node dist/main.js` when built, else the sources through tsx. */
-async function startGatewayProcess(upstreamUrl: string, env: Record<string, string> = {}) {
+export async function startGatewayProcess(upstreamUrl: string, env: Record<string, string> = {}) {
   const port = await freePort();
   const built = existsSync(here('../dist/main.js'));
   const child = fork(built ? here('../dist/main.js') : here('../src/main.ts'), [], {
@@ -117,7 +117,7 @@ async function startGatewayProcess(upstreamUrl: string, env: Record<string, stri
   };
 }
 
-async function submitTasks(upstreamUrl: string, key: string, count: number): Promise<string[]> {
+export async function submitTasks(upstreamUrl: string, key: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let start = 0; start < count; start += 50) {
     const batch = Array.from({ length: Math.min(50, count - start) }, async () => {
@@ -141,7 +141,7 @@ async function submitTasks(upstreamUrl: string, key: string, count: number): Pro
 }
 
 /** Watchers in their own process, subscribed as `groups` says; resolves once every one has its first state. */
-async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
+export async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; sockets: number; ids: string[]; perTask: number }>) {
   const clients = forkChild('./perf-clients.ts');
   const primed = clients.next('primed');
   clients.process.send({ type: 'watch', url: `${gatewayUrl.replace('http', 'ws')}/graphql`, groups });
@@ -150,7 +150,7 @@ async function startWatchers(gatewayUrl: string, groups: Array<{ key: string; so
 }
 
 /** GETs the gateway has had answered, from its /metrics. */
-async function gatewayGets(url: string): Promise<number> {
+export async function gatewayGets(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/task_gateway_upstream_requests_total\{endpoint="get",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
 }

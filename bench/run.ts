@@ -22,8 +22,12 @@
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
+ * 10. the cost of OpenTelemetry tracing at 100 % sampling (bench/tracing.ts): task(id) over HTTP
+ *     and CPU per poll, beside the same build with tracing off.
+ * 11. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
+ *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]` and `-- quota [budget|latency]` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota [budget|latency]`, `-- tracing` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -36,11 +40,13 @@ import { disposeLeftovers } from '../test/helpers/leftovers.ts';
 import { connectRedis, redisAnswers, startRedisServer } from '../test/helpers/redis-server.ts';
 import { startReplicas } from '../test/helpers/replicas.ts';
 import { freePort, type Stack, startEmulator, startStack } from '../test/helpers/stack.ts';
+import { auth } from './auth.ts';
 import { startClients } from './clients-process.ts';
 import { dashboard } from './dashboard.ts';
 import { runPerformance } from './performance.ts';
 import { quota } from './quota.ts';
 import { quotaLatency } from './quota-latency.ts';
+import { tracing } from './tracing.ts';
 
 const KEY = 'sk-bench';
 const SUBMIT = 'mutation { submitTask(input: { model: "veo3.1-fast" }) { ... on BaseTask { id } } }';
@@ -58,6 +64,8 @@ const SECTIONS = {
   idle: 'Idle RSS of a started gateway (embedded emulator, no traffic, 3 s after listening)',
   performance: 'Performance at the limit, beside the bare libraries (each process measured alone from /proc)',
   quota: 'Upstream quota',
+  tracing: 'Tracing (OpenTelemetry, OTLP/HTTP) beside the same build with tracing off (each process measured alone from /proc)',
+  auth: "End users' tokens (AUTH_MODE=jwt) beside key mode, same run",
 };
 const heading = (section: keyof typeof SECTIONS, detail = '') =>
   console.log(`\n${Object.keys(SECTIONS).indexOf(section) + 1}. ${SECTIONS[section]}${detail}`);
@@ -227,12 +235,18 @@ async function fanout() {
 
 /** Section 5: replicas sharing one loop through Redis. */
 async function replicas() {
-  let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const redisServer = (await redisAnswers(redisUrl)) ? null : await startRedisServer(await freePort());
-  redisUrl = redisServer?.url ?? redisUrl;
+  // A Redis of its own, so that its command count is this section's alone.
+  const redisServer = await startRedisServer(await freePort());
+  const redisUrl = redisServer.url;
+  const commandsProcessed = async () => {
+    const redis = connectRedis(redisUrl);
+    const stats = await redis.info('stats');
+    redis.disconnect();
+    return Number(/total_commands_processed:(\d+)/.exec(stats)?.[1] ?? 0);
+  };
   const emulator = await startEmulator({ queuedMs: 0, processingMs: 3_600_000, sweepIntervalMs: 3_600_000 });
   heading('replicas');
-  console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own');
+  console.log('   replicas | subscribers | gateway GETs/interval | replicas polling on their own | Redis commands per GET');
   for (const count of [1, 3]) {
     const gateways = await startReplicas(count, {
       redisUrl,
@@ -256,11 +270,15 @@ async function replicas() {
     );
     await Promise.all(clients.map((client) => client.send({ type: 'subscribe', taskId: id, perSocket: 100 }, 'ready')));
     const before = emulator.stats.gets.get(id) ?? 0;
+    const commandsBefore = await commandsProcessed();
     const windowMs = INTERVAL_MS * 20;
     await sleep(windowMs);
-    const perInterval = ((emulator.stats.gets.get(id) ?? 0) - before) / (windowMs / INTERVAL_MS);
+    const gets = (emulator.stats.gets.get(id) ?? 0) - before;
+    // INFO itself is one command of each reading.
+    const commandsPerGet = ((await commandsProcessed()) - commandsBefore - 1) / gets;
+    const perInterval = gets / (windowMs / INTERVAL_MS);
     console.log(
-      `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)}`,
+      `   ${String(count).padStart(8)} | ${String(count * 1_000).padStart(11)} | ${perInterval.toFixed(2).padStart(21)} | ${String(count).padStart(29)} | ${commandsPerGet.toFixed(1).padStart(22)}`,
     );
     if (count > 1) {
       // Failover: kill the lease holder and time the gap until another replica polls.
@@ -284,7 +302,7 @@ async function replicas() {
     await Promise.all(gateways.map((gateway) => gateway.process.stop()));
   }
   await emulator.stop();
-  await redisServer?.kill();
+  await redisServer.kill();
 }
 
 /** Starts `command` with the embedded emulator, waits until it listens and has idled 3 s, and returns its RSS in MiB. */
@@ -339,6 +357,8 @@ if (!only || only === 'quota') {
   }
   if (part !== 'budget') await quotaLatency((detail) => heading('quota', detail), Number(process.argv[4]) || undefined);
 }
+if (!only || only === 'tracing') await tracing(() => heading('tracing'));
+if (!only || only === 'auth') await auth(() => heading('auth'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');
 process.exit(0);

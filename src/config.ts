@@ -1,3 +1,6 @@
+import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
+import { type AuthConfig, readAuthConfig } from './identity/auth-config.ts';
+import { ConfigError, type Env, integer, text, url } from './lib/env-values.ts';
 import { isHttpUrl } from './lib/http-url.ts';
 
 /**
@@ -29,8 +32,16 @@ export interface Config {
   readonly redisUrl: string | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
+  /** Whether GraphiQL (`/graphql` in a browser) and the demo page (`/`) are served. Default: yes, but no with `trustedDocuments` (neither can run there). */
+  readonly graphiql: boolean;
   /** Origins (`https://app.example.com`) whose pages may call the gateway from a browser; empty: same origin only. */
   readonly corsOrigins: readonly string[];
+  /**
+   * `Host` values the gateway answers GraphQL, the demo page and WebSockets on (`host` or `host:port`; without a
+   * port, any port), against DNS rebinding. Default: `localhost`, `127.0.0.1`, `[::1]` and the host of `PUBLIC_URL`.
+   * null: any host (`ALLOWED_HOSTS=*`).
+   */
+  readonly allowedHosts: readonly string[] | null;
   /** Upstream requests per second allowed per key; null: learned from the upstream's 429s. */
   readonly upstreamRateLimitPerKey: number | null;
   /** Upstream requests in flight over all keys, and the connections of the upstream pool. Default 512. */
@@ -44,20 +55,40 @@ export interface Config {
   /** Poll loops over all keys. Default 100 000. */
   readonly maxLoops: number;
   readonly logLevel: LogLevel;
+  /** Who the callers are (`AUTH_MODE` and the `AUTH_*` variables). */
+  readonly auth: AuthConfig;
+  /** OpenTelemetry traces, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); null: no tracing, no SDK loaded. */
+  readonly tracing: TracingSettings | null;
+  /** Per-user limits (jwt mode only): `USER_*`. */
+  readonly users: UserLimitsConfig;
 }
+
+/** Per-user limits in jwt mode; each `null` is off (the default). */
+export interface UserLimitsConfig {
+  /** `USER_MAX_ACTIVE_TASKS`: unfinished tasks one user may have at once. Default off. */
+  readonly maxActiveTasks: number | null;
+  /** `USER_SUBMITS_PER_MINUTE`: submits one user may make in any 60 s. Default off. */
+  readonly submitsPerMinute: number | null;
+  /** `USER_DAILY_SPEND`: quota units (sum of `preConsumedCost`) one user may spend in a UTC day. Default off. */
+  readonly dailySpend: number | null;
+  /** `USER_MAX_WATCHED_TASKS`: tasks one user may watch at once in one process. Default 100. */
+  readonly maxWatchedTasks: number;
+}
+
+/** What the gateway reads of the standard `OTEL_*` variables; the SDK reads the others (headers, `OTEL_BSP_*`, timeouts). */
+export interface TracingSettings {
+  /** `OTEL_SERVICE_NAME`. Default `task-gateway`. */
+  readonly serviceName: string;
+}
+
+export { type AuthConfig, type AuthMode, DEV_IDENTITY_PROVIDER } from './identity/auth-config.ts';
+export { ConfigError } from './lib/env-values.ts';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 
-/** A bad value: its message is one line that names the variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 /** The demo key used with the embedded emulator when `UPSTREAM_API_KEY` is unset. */
 export const DEMO_API_KEY = 'sk-demo';
-
-type Env = Record<string, string | undefined>;
 
 /** Reads and validates the configuration; throws `ConfigError` naming the first bad variable. */
 export function readConfig(env: Env): Config {
@@ -75,47 +106,86 @@ export function readConfig(env: Env): Config {
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevels.join(', ')}; got ${JSON.stringify(logLevel)}.`);
   }
+  const auth = readAuthConfig(env, upstreamUrl);
+  const maxLoops = integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000);
+  const upstreamApiKey = apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null);
+  if (auth.mode === 'jwt' && upstreamApiKey === null) {
+    throw new ConfigError('UPSTREAM_API_KEY is required with AUTH_MODE=jwt: the gateway makes every upstream request with it.');
+  }
+  const publicUrl = url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null;
   return Object.freeze({
     port: integer(env, 'PORT', 4000, 0, 65_535),
     host: text(env, 'HOST') ?? '0.0.0.0',
     upstreamUrl,
-    upstreamApiKey: apiKey ?? (upstreamUrl === null ? DEMO_API_KEY : null),
+    upstreamApiKey,
     pollIntervalMs,
     pollMaxIntervalMs,
     pollTimeoutMs: integer(env, 'POLL_TIMEOUT_MS', 1_800_000, 1_000, 86_400_000),
     upstreamTimeoutMs: integer(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 100, 600_000),
-    publicUrl: url(env, 'PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
+    publicUrl,
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
+    graphiql: onOff(env, 'GRAPHIQL') ?? text(env, 'TRUSTED_DOCUMENTS') === null,
     corsOrigins: origins(env, 'CORS_ORIGINS'),
+    allowedHosts: hosts(env, 'ALLOWED_HOSTS', publicUrl),
     upstreamRateLimitPerKey: rate(env, 'UPSTREAM_RATE_LIMIT_PER_KEY', 0.01, 100_000),
     maxUpstreamInFlight: integer(env, 'MAX_UPSTREAM_IN_FLIGHT', 512, 1, 10_000),
     maxUpstreamInFlightPerKey: optionalInteger(env, 'MAX_UPSTREAM_IN_FLIGHT_PER_KEY', 1, 10_000),
     upstreamQueueTimeoutMs: integer(env, 'UPSTREAM_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
-    maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', 1_000, 1, 10_000_000),
-    maxLoops: integer(env, 'MAX_LOOPS', 100_000, 1, 10_000_000),
+    // In jwt mode every user shares the server's key: the per-key cap would bound the whole app (USER_MAX_WATCHED_TASKS bounds a user).
+    maxLoopsPerKey: integer(env, 'MAX_LOOPS_PER_KEY', auth.mode === 'jwt' ? maxLoops : 1_000, 1, 10_000_000),
+    maxLoops,
     logLevel: logLevel as LogLevel,
+    auth,
+    users: Object.freeze({
+      maxActiveTasks: optionalInteger(env, 'USER_MAX_ACTIVE_TASKS', 1, 1_000_000),
+      submitsPerMinute: optionalInteger(env, 'USER_SUBMITS_PER_MINUTE', 1, 1_000_000),
+      dailySpend: optionalNumber(env, 'USER_DAILY_SPEND', 1e15),
+      maxWatchedTasks: integer(env, 'USER_MAX_WATCHED_TASKS', 100, 1, 1_000_000),
+    }),
+    tracing: tracing(env),
   });
 }
 
-function text(env: Env, name: string): string | null {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? null : value;
-}
+const otlpProtocols = ['http/protobuf', 'http/json'];
+const samplers = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const value = text(env, name);
-  if (value === null) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}.`);
+/**
+ * Tracing is on when an OTLP endpoint is set (for all signals or for traces) and neither
+ * `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off. The SDK would only
+ * log a bad value and carry on with its default; here it stops start-up, like every other variable.
+ */
+function tracing(env: Env): TracingSettings | null {
+  const endpoint = url(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? url(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (endpoint === null || text(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return null;
+  const exporter = text(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  if (exporter === 'none') return null;
+  if (exporter !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none; got ${JSON.stringify(exporter)}.`);
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = text(env, name);
+    if (protocol !== null && !otlpProtocols.includes(protocol)) {
+      throw new ConfigError(`${name} must be ${otlpProtocols.join(' or ')} (OTLP over HTTP); got ${JSON.stringify(protocol)}.`);
+    }
   }
-  return Number(value);
+  const sampler = text(env, 'OTEL_TRACES_SAMPLER');
+  if (sampler !== null && !samplers.includes(sampler)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER must be one of ${samplers.join(', ')}; got ${JSON.stringify(sampler)}.`);
+  }
+  const ratio = text(env, 'OTEL_TRACES_SAMPLER_ARG');
+  if (ratio !== null && sampler?.endsWith('traceidratio') && !/^(0(\.\d+)?|1(\.0+)?)$/.test(ratio)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1; got ${JSON.stringify(ratio)}.`);
+  }
+  return Object.freeze({ serviceName: text(env, 'OTEL_SERVICE_NAME') ?? 'task-gateway' });
 }
 
-/** A whole number, or null when unset. */
-function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
-  return text(env, name) === null ? null : integer(env, name, min, min, max);
+/** `on` or `off` (also `true`/`false`, `1`/`0`), or null when unset. */
+function onOff(env: Env, name: string): boolean | null {
+  const value = text(env, name)?.toLowerCase() ?? null;
+  if (value === null) return null;
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  throw new ConfigError(`${name} must be on or off; got ${JSON.stringify(value)}.`);
 }
 
 /** A comma-separated list of exact origins (scheme, host, port; no path, no wildcard). */
@@ -134,6 +204,26 @@ function origins(env: Env, name: string): readonly string[] {
   return Object.freeze(list);
 }
 
+/** A comma-separated list of `host[:port]` names, lower-cased; `*` alone for any; unset: loopback names and `publicUrl`'s host. */
+function hosts(env: Env, name: string, publicUrl: string | null): readonly string[] | null {
+  const value = text(env, name);
+  if (value === '*') return null;
+  if (value === null) return Object.freeze([...LOOPBACK_HOSTS, ...(publicUrl ? [new URL(publicUrl).hostname] : [])]);
+  const list = value
+    .split(',')
+    .map((entry) => entry.trim().toLowerCase())
+    .filter((entry) => entry !== '');
+  for (const entry of list) {
+    if (parseHost(entry) === null) {
+      throw new ConfigError(
+        `${name} must be comma-separated host names, each with an optional port (api.example.com, localhost:4000, [::1]), or * alone for any; got ${JSON.stringify(entry)}.`,
+      );
+    }
+  }
+  if (list.length === 0) throw new ConfigError(`${name} must name at least one host, or be * for any.`);
+  return Object.freeze(list);
+}
+
 /** A positive decimal number (requests per second), or null when unset. */
 function rate(env: Env, name: string, min: number, max: number): number | null {
   const value = text(env, name);
@@ -144,10 +234,17 @@ function rate(env: Env, name: string, min: number, max: number): number | null {
   return Number(value);
 }
 
-function url(env: Env, name: string, protocols = ['http:', 'https:']): string | null {
+/** A whole number from `min` to `max`, or null (off) when unset. */
+function optionalInteger(env: Env, name: string, min: number, max: number): number | null {
+  return text(env, name) === null ? null : integer(env, name, 0, min, max);
+}
+
+/** A number above 0 (decimals allowed), or null (off) when unset. */
+function optionalNumber(env: Env, name: string, max: number): number | null {
   const value = text(env, name);
   if (value === null) return null;
-  // The value itself is never echoed: a URL may carry a password.
-  if (!isHttpUrl(value, protocols)) throw new ConfigError(`${name} must be an absolute URL using ${protocols.join(' or ')}.`);
-  return value;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > max) {
+    throw new ConfigError(`${name} must be a number above 0 (quota units); got ${JSON.stringify(value)}.`);
+  }
+  return Number(value);
 }

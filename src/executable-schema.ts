@@ -3,6 +3,7 @@ import './resolvers/query.ts';
 import './resolvers/mutation.ts';
 import './resolvers/subscription.ts';
 import './resolvers/recent-tasks.ts';
+import './resolvers/viewer.ts';
 import { builder } from './schema/index.ts';
 
 /** The gateway's executable schema: the types of `schema/` with the root fields of `resolvers/`, built once. */

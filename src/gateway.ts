@@ -1,7 +1,12 @@
+import { setMaxListeners } from 'node:events';
+import type { Tracer } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import type { ContextServices } from './graphql/context.ts';
 import type { TrustedDocuments } from './graphql/persisted-operations.ts';
-import { createTransports } from './http/transports.ts';
+import { createTransports, type TransportsOptions } from './http/transports.ts';
+import { createAuthenticator } from './identity/authenticator.ts';
+import { createUserStores } from './identity/user-stores.ts';
+import { createUserTasks } from './identity/user-tasks.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -11,10 +16,13 @@ import { createRedisCoordinator } from './pollers/redis-coordinator.ts';
 import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore, recordingNeverFails } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
+import { createOperationTracing } from './telemetry/operation-spans.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';
-import { createWebhooks } from './webhooks.ts';
+import { type CallbackTokenStore, createMemoryCallbackTokens } from './webhooks/callback-tokens.ts';
+import { createRedisCallbackTokens } from './webhooks/redis-callback-tokens.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -30,22 +38,26 @@ export interface GatewayOptions {
   random?: () => number;
   /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
   droppedLogLines?: () => number;
-  /** How poll loops (and webhook tokens) are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
+  /** How poll loops are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
   coordinator?: LoopCoordinator;
+  /** Where webhook callback tokens are kept. Default: shared through Redis with `config.redisUrl`, else in this process only. */
+  callbackTokens?: CallbackTokenStore;
   /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
   recentTasks?: RecentTasksStore;
   /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
   trustedDocuments?: TrustedDocuments | null;
-  /** Heartbeat of multipart subscriptions, in ms. Default 5 000. */
-  multipartHeartbeatMs?: number;
+  /** Heartbeat of multipart subscriptions, in ms (`MultipartSubscriptionsOptions.heartbeatMs`). Default: its default. */
+  multipartHeartbeatMs?: TransportsOptions['multipartHeartbeatMs'];
+  /** Traces operations, polls and upstream requests (OpenTelemetry). Default: none, and no span is made. */
+  tracer?: Tracer;
 }
 
 export interface Gateway {
   /** Connects to Redis (when configured), listens on `config.port` and `config.host`; resolves to the base URL (`http://host:port`). */
   start(): Promise<string>;
   /**
-   * Stops accepting, closes WebSockets with 1001 (clients reconnect), completes
-   * SSE subscriptions, stops every poll loop, lets in-flight requests finish for up to `graceMs`
+   * Stops accepting, closes WebSockets with 1001 and cuts SSE and multipart streams (clients
+   * reconnect and subscribe again), stops every poll loop, lets in-flight requests finish for up to `graceMs`
    * (default 5 000), then closes what is left, the upstream pool and Redis.
    */
   stop(graceMs?: number): Promise<void>;
@@ -57,13 +69,13 @@ export interface Gateway {
 
 /** The composition root: builds every part of the gateway; nothing connects, listens or ticks until `start()`. */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null } = options;
+  const { config, upstreamUrl, now = Date.now, scheduler, random, trustedDocuments = null, tracer } = options;
   const logSink = options.logger ? null : createLogSink();
   const logger = options.logger ?? createLogger(config.logLevel, logSink ?? undefined);
   const metrics = createMetrics();
   const coordinator =
     options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
-  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, timers: scheduler });
+  const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, timers: scheduler, tracer });
   const { client: tasksClient, requestScheduler } = upstream;
   // Loops and budgets are both shared only while both reach Redis.
   const shared = () => coordinator.healthy() && upstream.budgetShared();
@@ -87,16 +99,31 @@ export function createGateway(options: GatewayOptions): Gateway {
   const recentTasks = recordingNeverFails(recentTasksStore, () =>
     logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
   );
-  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, coordinator, now });
+  const callbackTokens =
+    options.callbackTokens ??
+    (config.redisUrl ? createRedisCallbackTokens({ url: config.redisUrl, now }) : createMemoryCallbackTokens({ now }));
+  const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
+  // Jwt mode: who owns each task, and each user's limits and watches.
+  const userStores = config.auth.mode === 'jwt' ? createUserStores(config, now) : null;
+  const userTasks = userStores
+    ? createUserTasks({ ...userStores, poller, maxWatchedTasks: config.users.maxWatchedTasks, scheduler, now })
+    : null;
   // Aborted first thing in stop(): waiting submits answer with the task as it is now.
   const stopping = new AbortController();
+  const defaultCredential = config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey);
+  // jwt mode: end users bring tokens; every upstream request uses the server's key (config requires it).
+  const authenticator =
+    config.auth.mode === 'jwt' ? createAuthenticator({ auth: config.auth, serverCredential: defaultCredential!, now, scheduler }) : null;
+  // Every waiting submit listens to it until it ends: as many as run at once, none left behind (not a leak to warn of).
+  setMaxListeners(0, stopping.signal);
   const services: ContextServices = {
     tasksClient,
     poller,
     recentTasks,
-    defaultCredential: config.upstreamApiKey === null ? null : createCredential(config.upstreamApiKey),
+    defaultCredential,
     webhooks,
     now,
+    userTasks,
     stopping: stopping.signal,
   };
   const transports = createTransports({
@@ -109,6 +136,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
     trustedDocuments,
     multipartHeartbeatMs: options.multipartHeartbeatMs,
+    authenticator,
+    operationTracing: tracer ? createOperationTracing(tracer) : undefined,
   });
   metrics.observe({
     connections: transports.connections,
@@ -126,8 +155,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     async start() {
       coordinator.start();
+      callbackTokens.start();
       upstream.start();
       const url = await transports.listen();
+      if (authenticator?.devIdentityProvider) {
+        logger.warn(
+          { tokens: `${url}/dev/identity/token?user=<name>` },
+          'development identity provider: anyone who reaches it signs in as anyone (embedded emulator only)',
+        );
+      }
       logger.info(
         { port: Number(new URL(url).port), upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
         'task-gateway listening',
@@ -137,14 +173,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     async stop(graceMs = 5_000) {
       stopping.abort();
       const closed = transports.refuse();
-      // WebSockets close with 1001 and no `complete`: graphql-ws clients reconnect and resubscribe
-      // (to another replica, or to this one restarted). Then SSE streams complete and loops stop.
-      await transports.closeWebSockets();
+      // Before the loops stop (which would complete every subscription): WebSockets close with 1001 and
+      // SSE and multipart streams are cut, none with a `complete`, so their clients subscribe again (to
+      // another replica, or to this one restarted) instead of taking the watch for over.
+      await transports.endStreams();
       poller.dispose();
       // Past the grace, what still waits for the upstream (a long `waitSeconds` submit) is cut, so the pool closes at once.
       await transports.drain(closed, graceMs, () => upstream.cut());
       await upstream.close();
       await recentTasksStore.dispose();
+      await userStores?.dispose();
+      await callbackTokens.dispose();
       await coordinator.dispose();
       logger.info('task-gateway stopped');
     },

@@ -1,9 +1,11 @@
+import { trace } from '@opentelemetry/api';
 import { type Config, ConfigError, readConfig } from './config.ts';
 import { createEmulator } from './emulator/emulator.ts';
 import { createGateway } from './gateway.ts';
 import { loadTrustedDocuments, type TrustedDocuments } from './graphql/persisted-operations.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger } from './logger.ts';
+import { traceIdsOfActiveSpan } from './telemetry/log-context.ts';
 
 /** The entry point: the only place that reads the environment, listens and handles signals. */
 let config: Config;
@@ -28,12 +30,22 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 
 // Logging never blocks: lines stdout cannot take are dropped and counted, so a stuck log reader cannot hang the process.
 const logSink = createLogSink();
-const logger = createLogger(config.logLevel, logSink);
+// Tracing only when an OTLP endpoint is set: the SDK is imported then, never otherwise.
+const tracing = config.tracing === null ? null : (await import('./telemetry/sdk.ts')).startTracingSdk(config.tracing);
+const logger = createLogger(config.logLevel, logSink, { mixin: tracing ? traceIdsOfActiveSpan : undefined });
 const emulator = config.upstreamUrl === null ? createEmulator() : null;
 const upstreamUrl = config.upstreamUrl ?? (await emulator!.start(0, '127.0.0.1'));
-const gateway = createGateway({ config, upstreamUrl, logger, trustedDocuments, droppedLogLines: logSink.dropped });
+const gateway = createGateway({
+  config,
+  upstreamUrl,
+  logger,
+  trustedDocuments,
+  droppedLogLines: logSink.dropped,
+  tracer: tracing ? trace.getTracer('task-gateway') : undefined,
+});
 const url = await gateway.start();
-logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+if (config.graphiql) logger.info({ graphiql: `${url}/graphql`, emulator: emulator !== null }, `GraphiQL at ${url}/graphql`);
+else logger.info({ url: `${url}/graphql`, emulator: emulator !== null }, `GraphQL at ${url}/graphql (GraphiQL off)`);
 
 /** Signals received so far: the first stops the gateway, the next ones are logged, the third forces the exit. */
 let signals = 0;
@@ -56,6 +68,8 @@ async function shutdown(signal: string): Promise<void> {
   }, SHUTDOWN_DEADLINE_MS).unref();
   await gateway.stop();
   await emulator?.stop();
+  // The last spans (the shutdown's own operations) are exported before the exit.
+  await tracing?.shutdown();
   exit(0);
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -16,7 +16,9 @@ describe('readConfig', () => {
       maxSubscriptionsPerConnection: 100,
       redisUrl: null,
       trustedDocuments: null,
+      graphiql: true,
       corsOrigins: [],
+      allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       upstreamRateLimitPerKey: null,
       maxUpstreamInFlight: 512,
       maxUpstreamInFlightPerKey: null,
@@ -24,6 +26,19 @@ describe('readConfig', () => {
       maxLoopsPerKey: 1_000,
       maxLoops: 100_000,
       logLevel: 'info',
+      auth: {
+        mode: 'key',
+        issuer: null,
+        audience: [],
+        jwksUrl: null,
+        publicKey: null,
+        hs256Secret: null,
+        devIdentityProvider: false,
+        clockToleranceS: 60,
+        userClaim: 'sub',
+      },
+      users: { maxActiveTasks: null, submitsPerMinute: null, dailySpend: null, maxWatchedTasks: 100 },
+      tracing: null,
     });
   });
 
@@ -36,6 +51,23 @@ describe('readConfig', () => {
       'https://app.example',
       'http://localhost:5173',
     ]);
+  });
+
+  it('traces only when an OTLP endpoint is set and nothing turns tracing off', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(readConfig({}).tracing).toBeNull();
+    expect(readConfig(endpoint).tracing).toEqual({ serviceName: 'task-gateway' });
+    expect(readConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces', OTEL_SERVICE_NAME: 'edge' }).tracing).toEqual({
+      serviceName: 'edge',
+    });
+    expect(readConfig({ ...endpoint, OTEL_SDK_DISABLED: 'true' }).tracing).toBeNull();
+    expect(readConfig({ ...endpoint, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeNull();
+  });
+
+  it('turns GraphiQL and the demo page off with trusted documents, unless GRAPHIQL says otherwise', () => {
+    expect(readConfig({ TRUSTED_DOCUMENTS: '/app/persisted-documents.json' }).graphiql).toBe(false);
+    expect(readConfig({ TRUSTED_DOCUMENTS: '/app/persisted-documents.json', GRAPHIQL: 'on' }).graphiql).toBe(true);
+    expect(readConfig({ GRAPHIQL: 'off' }).graphiql).toBe(false);
   });
 
   it('is frozen', () => {
@@ -60,9 +92,18 @@ describe('readConfig', () => {
     [{ MAX_LOOPS_PER_KEY: '-1' }, 'MAX_LOOPS_PER_KEY'],
     [{ MAX_LOOPS: 'many' }, 'MAX_LOOPS'],
     [{ MAX_SUBSCRIPTIONS_PER_CONNECTION: '0' }, 'MAX_SUBSCRIPTIONS_PER_CONNECTION'],
+    [{ GRAPHIQL: 'maybe' }, 'GRAPHIQL'],
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example/' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://app.example,app2.example' }, 'CORS_ORIGINS'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'sometimes' }, 'OTEL_TRACES_SAMPLER'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER'],
   ])('refuses %o with one line naming %s', (env, name) => {
     let error: unknown;
     try {

@@ -1,11 +1,13 @@
 import type DataLoader from 'dataloader';
+import type { EndUser } from '../identity/end-user.ts';
+import type { UserTasks } from '../identity/user-tasks.ts';
 import type { TaskPoller } from '../pollers/task-poller.ts';
 import type { TaskEvent } from '../pollers/task-sink.ts';
 import type { RecentTasksStore } from '../recent-tasks/recent-tasks.ts';
 import { type Credential, credentialFromAuthorization } from '../upstream/credential.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { TasksClient } from '../upstream/tasks-client.ts';
-import type { Webhooks } from '../webhooks.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
 import { createTaskLoader } from './task-loader.ts';
 
@@ -14,16 +16,25 @@ const neverAborted = new AbortController().signal;
 
 /** What every resolver receives: per-request state plus the shared services. */
 export interface GatewayContext {
-  /** The caller's credential; throws `UnauthenticatedError` when it brought none or a malformed one. */
+  /**
+   * The credential upstream requests are made with: in key mode the caller's (throws `UnauthenticatedError`
+   * when it brought none or a malformed one); in jwt mode the server-held `UPSTREAM_API_KEY`.
+   */
   credential(): Credential;
+  /** The signed-in end user: set from the verified token in jwt mode; null in key mode. */
+  user: EndUser | null;
   /** Per-request loader: task id to snapshot, `null` when the upstream answers 404. */
   taskLoader: DataLoader<string, TaskSnapshot | null>;
   /** The upstream client, shared by all requests. */
   tasksClient: TasksClient;
   /** The shared poller, for subscriptions and waits. */
   poller: TaskPoller;
-  /** Watches a task for the caller, through the shared poller. */
+  /** Watches a task for the caller, through the shared poller (in jwt mode only the user's own: another's ends with `TaskNotFoundError`). */
   watchTask(taskId: string): AsyncIterable<TaskEvent>;
+  /** In jwt mode: the user's tasks, limits and watches (null in key mode). */
+  userTasks: UserTasks | null;
+  /** Whose `recentTasks` this caller sees: the user's owner hash in jwt mode, else the key's hash. */
+  historyKey(): string;
   /** `callback_url`s for tasks about to be submitted (`prepare` answers null when `PUBLIC_URL` is unset). */
   webhooks: Pick<Webhooks, 'prepare'>;
   /** What each key submitted, by key hash (memory or Redis); `record` never rejects. */
@@ -44,21 +55,29 @@ export interface ContextServices {
   defaultCredential: Credential | null;
   webhooks: Pick<Webhooks, 'prepare'>;
   now: () => number;
+  /** Jwt mode: what each user may see and submit. Default null (key mode). */
+  userTasks?: UserTasks | null;
   /** Aborted when the gateway starts to stop. Default: never aborted. */
   stopping?: AbortSignal;
 }
 
+/** A caller already identified: its connection's credential (key mode), or the server's credential and the verified user (jwt mode). */
+export interface ResolvedCaller {
+  credential: Credential;
+  /** Default null (key mode). */
+  user?: EndUser | null;
+}
+
 /**
  * Builds one operation's context from its `Authorization` value (header or
- * `connectionParams`), or from a credential already resolved for its connection.
+ * `connectionParams`, key mode), or from a caller already resolved (its
+ * connection's credential, or in jwt mode the verified user).
  * Cheap on purpose: a WebSocket holds one per live subscription.
  */
-export function createRequestContext(
-  services: ContextServices,
-  authorization: string | null | undefined | { credential: Credential },
-): GatewayContext {
-  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, stopping = neverAborted } = services;
-  let resolved = typeof authorization === 'object' && authorization !== null ? authorization.credential : undefined;
+export function createRequestContext(services: ContextServices, authorization: string | null | undefined | ResolvedCaller): GatewayContext {
+  const { tasksClient, poller, recentTasks, defaultCredential, now, webhooks, userTasks = null, stopping = neverAborted } = services;
+  const caller = typeof authorization === 'object' && authorization !== null ? authorization : undefined;
+  let resolved = caller?.credential;
   const credential = () => {
     resolved ??= credentialFromAuthorization(authorization as string | null | undefined, defaultCredential);
     return resolved;
@@ -68,11 +87,16 @@ export function createRequestContext(
     budget ??= createUpstreamBudget();
     budget(requests);
   };
+  const user = caller?.user ?? null;
   const context = {
     credential,
+    user,
     tasksClient,
     poller,
-    watchTask: (taskId: string) => poller.subscribe(credential(), taskId),
+    watchTask: (taskId: string) =>
+      user && userTasks ? userTasks.watch(user, credential(), taskId) : poller.subscribe(credential(), taskId),
+    userTasks: user ? userTasks : null,
+    historyKey: () => user?.ownerHash ?? credential().hash,
     webhooks,
     recentTasks,
     now,
@@ -93,10 +117,16 @@ const taskLoaderAccessor: PropertyDescriptor = {
   get(this: GatewayContext) {
     let loader = loaders.get(this);
     if (!loader) {
-      loader = createTaskLoader(async (id) => {
-        this.spendUpstream(1);
-        return this.poller.read(this.credential(), id);
-      });
+      const { user, userTasks } = this;
+      loader = createTaskLoader(
+        async (id) => {
+          this.spendUpstream(1);
+          const task = await this.poller.read(this.credential(), id);
+          if (user && userTasks) userTasks.observed(user, task);
+          return task;
+        },
+        { visible: user && userTasks ? (ids) => userTasks.owned(user, ids) : undefined },
+      );
       loaders.set(this, loader);
     }
     return loader;

@@ -4,6 +4,17 @@ import type { CORSOptions, Plugin } from 'graphql-yoga';
 const simpleContentTypes = ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'];
 
 /**
+ * Headers a browser sends cross-site only after a CORS preflight, one of which
+ * (or a content type that is not a simple one, as Apollo Client sends) every GET
+ * operation must carry: else any page could make a visitor's browser run a query
+ * with the default key through an `<img src>` (`useCSRFPrevention` refuses with 403).
+ * The names Apollo Router and Server accept, yoga's, and `Authorization`: a request
+ * that brings its own key never spends the default one (and a browser's cached
+ * `Basic` credentials are refused as malformed).
+ */
+export const PREFLIGHT_HEADERS = ['apollo-require-preflight', 'x-apollo-operation-name', 'x-graphql-yoga-csrf', 'authorization'] as const;
+
+/**
  * Refuses operation POSTs that any web page can make a visitor's browser send
  * without asking (a form, or `fetch` with a simple body type): without this, a
  * page on any site could submit tasks with the default key. Clients send
@@ -68,17 +79,15 @@ export function useVaryOnOrigin(): Plugin {
 }
 
 /**
- * Whether a browser page may open a WebSocket here: browsers apply no CORS to
- * WebSockets, so without this check any site could open one with no
- * credential and run operations with the default key. No `Origin` (not a
- * browser), the gateway's own origin (same host), or a listed origin pass.
+ * Every GraphQL answer depends on a credential (the caller's key, or the default
+ * one), and on time: none may be kept by a shared cache (a CDN caching a
+ * persisted-query GET by its URL would hand one key's tasks to another) nor by
+ * the browser. Streams too; yoga's `no-cache` on SSE is replaced.
  */
-export function isAllowedWebSocketOrigin(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[]): boolean {
-  if (origin === undefined) return true;
-  if (allowedOrigins.includes(origin)) return true;
-  try {
-    return host !== undefined && new URL(origin).host === host.toLowerCase();
-  } catch {
-    return false;
-  }
+export function useNoStoredAnswers(): Plugin {
+  return {
+    onResponse({ response }) {
+      response.headers.set('cache-control', 'private, no-store');
+    },
+  };
 }

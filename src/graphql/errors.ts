@@ -1,6 +1,8 @@
 import { GraphQLError, type GraphQLErrorOptions } from 'graphql';
 import type { ErrorCode } from '../error-codes.ts';
-import { BadRequestError, RateLimitedError, UpstreamError } from '../upstream/errors.ts';
+import { GatewayError } from '../errors.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
+import { BadRequestError, RateLimitedError } from '../upstream/errors.ts';
 
 /**
  * A client-facing GraphQL error: the one way an `extensions.code` is made, from
@@ -21,7 +23,7 @@ export function badUserInput(message: string): GraphQLError {
 
 /**
  * The one place where failures become client-facing GraphQL errors (yoga's
- * `maskError`, and the WebSocket path's results). Typed upstream errors keep
+ * `maskError`, and the WebSocket path's results). Typed errors (`GatewayError`) keep
  * their safe message and their `clientCode`; GraphQL's own errors (validation,
  * `gatewayError`) pass through; anything else is masked, so no stack, key or
  * address can leak.
@@ -30,10 +32,11 @@ export function maskError(error: unknown): GraphQLError {
   const graphQLError = error instanceof GraphQLError ? error : null;
   const original = graphQLError?.originalError ?? error;
   const location = { nodes: graphQLError?.nodes, path: graphQLError?.path };
-  if (original instanceof UpstreamError) {
+  if (original instanceof GatewayError) {
     const extensions: Record<string, unknown> = {};
     if (original instanceof RateLimitedError && original.retryAfterMs !== null) extensions.retryAfterMs = original.retryAfterMs;
     if (original instanceof BadRequestError && original.upstreamCode) extensions.upstreamCode = original.upstreamCode;
+    if (original instanceof TokenRefusedError) extensions.reason = original.reason;
     return gatewayError(original.clientCode, original.message, { ...location, extensions });
   }
   if (original instanceof GraphQLError) {

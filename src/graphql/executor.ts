@@ -12,7 +12,7 @@ import {
   specifiedRules,
   validate,
 } from 'graphql';
-import { createDocumentCache } from './document-cache.ts';
+import { createDocumentCache, type DocumentCacheOptions } from './document-cache.ts';
 import { gatewayError, maskError } from './errors.ts';
 import { costRules, tooManySelections } from './limits.ts';
 
@@ -26,17 +26,17 @@ export interface PreparedOperation {
 
 export interface ExecutorOptions {
   schema: GraphQLSchema;
-  /** Most distinct operation texts kept parsed. Default 1 000. */
-  maxOperations?: number;
+  /** Most distinct operation texts kept parsed. Default: the document cache's. */
+  maxOperations?: DocumentCacheOptions['maxEntries'];
   /**
-   * Most characters of operation text kept parsed, over all of them. A parsed
-   * document (without locations) costs about 17 times its text. Default 1 048 576 (1 Mi).
+   * Most characters of operation text kept parsed, over all of them (the cost of one:
+   * `DocumentCacheOptions.maxChars`). Default 1 048 576 (1 Mi).
    */
   maxOperationChars?: number;
   /** Longest operation text accepted, in characters. Default 100 000. */
   maxLength?: number;
-  /** Most tokens in one operation. Default 10 000. */
-  maxTokens?: number;
+  /** Most tokens in one operation. Default: the document cache's. */
+  maxTokens?: DocumentCacheOptions['maxTokens'];
 }
 
 /**
@@ -56,10 +56,10 @@ export interface Executor {
 export function createExecutor(options: ExecutorOptions): Executor {
   const {
     schema,
-    maxOperations = 1_000,
+    maxOperations,
     maxOperationChars = 1 << 20, // 1 Mi characters
     maxLength = 100_000, // characters
-    maxTokens = 10_000,
+    maxTokens,
   } = options;
   const documents = createDocumentCache({ maxEntries: maxOperations, maxChars: maxOperationChars, maxTokens });
   // Every request that sends a known text gets the same prepared operation (and so shares executions).

@@ -2,12 +2,14 @@
 export const exampleOperations = `# Welcome to task-gateway. Run an operation with the play button.
 # 1. SubmitTask, then copy the returned id into the variables below.
 # 2. WatchTask streams every change until the task ends; Task and Cancel read or cancel it.
-# 3. RecentTasks lists what this key submitted; WatchTasks streams several at once ({"ids": ["task-...", ...]}).
+# 3. RecentTasks lists what this key (signed in: this user) submitted; WatchTasks streams several at once ({"ids": ["task-...", ...]}).
+# 4. Viewer: who is signed in (AUTH_MODE=jwt) and where they stand against their per-user limits.
 
 mutation SubmitTask {
   submitTask(input: { model: "gpt-image-2", prompt: "a lighthouse at dawn, watercolour" }) {
     __typename
     ... on BaseTask { id status progress createdAt }
+    ... on SubmitLimitError { limit message retryAfterMs resetsAt }
   }
 }
 
@@ -62,5 +64,9 @@ subscription WatchTasks($ids: [ID!]!) {
     ... on TaskNotFoundError { id message }
     ... on TaskWatchError { id code message }
   }
+}
+
+query Viewer {
+  viewer { id limits { limit max used resetsAt } }
 }
 `;

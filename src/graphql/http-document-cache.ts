@@ -1,17 +1,14 @@
-import { type DocumentNode, GraphQLError, parse, validate } from 'graphql';
+import { type DocumentNode, GraphQLError, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { createDocumentCache } from './document-cache.ts';
+import { createDocumentCache, type DocumentCacheOptions } from './document-cache.ts';
 import { tooManySelections } from './limits.ts';
 
 export interface HttpDocumentCacheOptions {
-  /** Most lexical tokens in one operation; more is a syntax error (as on WebSocket). Default 10 000. */
-  maxTokens?: number;
-  /** Most distinct operations kept parsed. Default 1 000. */
-  maxEntries?: number;
-  /**
-   * Most operation text kept parsed, in characters, summed over entries. A parsed document without
-   * locations costs about 20 to 30 bytes of heap per character. Default 524 288 (512 Ki, about 15 MiB).
-   */
+  /** Most lexical tokens in one operation; more is a syntax error (as on WebSocket). Default: the document cache's. */
+  maxTokens?: DocumentCacheOptions['maxTokens'];
+  /** Most distinct operations kept parsed. Default: the document cache's. */
+  maxEntries?: DocumentCacheOptions['maxEntries'];
+  /** Most operation text kept parsed, in characters, summed over entries (the cost of one: `DocumentCacheOptions.maxChars`). Default 524 288 (512 Ki). */
   maxChars?: number;
 }
 
@@ -25,8 +22,8 @@ export interface HttpDocumentCacheOptions {
  */
 export function useHttpDocumentCache(options: HttpDocumentCacheOptions = {}): Plugin {
   const {
-    maxTokens = 10_000,
-    maxEntries = 1_000,
+    maxTokens,
+    maxEntries,
     maxChars = 512 * 1024, // 512 Ki characters
   } = options;
   const texts = new WeakMap<DocumentNode, string>();
@@ -54,7 +51,7 @@ export function useHttpDocumentCache(options: HttpDocumentCacheOptions = {}): Pl
           if (text !== undefined) documents.keep(text, document);
           return errors;
         }
-        const located = text === undefined ? errors : validate(schema, parse(text, { maxTokens }), rules, undefined, validationOptions);
+        const located = text === undefined ? errors : validate(schema, documents.parseLocated(text), rules, undefined, validationOptions);
         return located.map(
           (error) =>
             new GraphQLError(error.message, {

@@ -25,7 +25,7 @@ export function acceptsMultipartSubscriptions(accept: string | null): boolean {
  * The client leaving cancels the stream, which ends the subscription.
  */
 export function useMultipartSubscriptions(options: MultipartSubscriptionsOptions = {}): Plugin {
-  const { heartbeatMs = 5_000 } = options;
+  const { heartbeatMs = 5_000 } = options; // 5 s
   return {
     onResultProcess({ request, result, setResultProcessor }) {
       if (!isAsyncIterable(result) || !acceptsMultipartSubscriptions(request.headers.get('accept'))) return;

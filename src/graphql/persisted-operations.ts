@@ -1,63 +1,110 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { useAPQ } from '@graphql-yoga/plugin-apq';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
-import type { Plugin } from 'graphql-yoga';
-import { createLruMap } from '../lib/lru-map.ts';
+import { parse, print } from 'graphql';
+import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { sha256 } from '../lib/sha256.ts';
+import { createPersistedQueryStore, type PersistedQueryStoreOptions } from './persisted-query-store.ts';
 
-/** Trusted documents: operation text by its sha-256 hash (hex), the only operations a production deployment runs. */
+/** Trusted documents: operation text by its sha-256 hash (lower-case hex, no prefix), the only operations a production deployment runs. */
 export type TrustedDocuments = ReadonlyMap<string, string>;
 
-export interface PersistedQueriesOptions {
-  /** Operations remembered by hash. Default 1 000. */
-  maxEntries?: number;
-  /** Bytes of operation text remembered (UTF-16, 2 per character). Default 4 194 304 (4 MiB). */
-  maxBytes?: number;
-}
+/** Bounds of the APQ store, in all and per client (see `createPersistedQueryStore` for each default). */
+export type PersistedQueriesOptions = PersistedQueryStoreOptions;
 
 /**
  * Automatic persisted queries (Apollo's APQ: `extensions.persistedQuery.sha256Hash`,
- * `PersistedQueryNotFound`, GET with the hash alone), with a store bounded in
- * entries and bytes: an operation pushed out is simply sent again in full by the client.
+ * `PersistedQueryNotFound`, GET with the hash alone). yoga's plugin speaks the
+ * protocol; an operation is stored only once it has parsed and validated, as
+ * registered by its client (the hash of its `Authorization` header, else its
+ * remote address), so junk is never kept and one client's registrations only
+ * ever push out its own. An operation pushed out is simply sent again in full.
  */
 export function useAutomaticPersistedQueries(options: PersistedQueriesOptions = {}): Plugin {
-  const {
-    maxEntries = 1_000,
-    maxBytes = 4 * 1024 * 1024, // 4 MiB
-  } = options;
-  const store = createLruMap<string, string>({ maxEntries, maxBytes, sizeOf: (query) => query.length * 2 });
-  return useAPQ({ store: { get: (hash) => store.get(hash), set: (hash, query) => store.set(hash, query) }, hash: sha256 });
+  const store = createPersistedQueryStore(options);
+  return {
+    onPluginInit({ addPlugin }) {
+      // The plugin would store the text before anything parsed it; `set` is ours, after validation, below.
+      addPlugin(useAPQ({ store: { get: (hash) => store.get(hash), set: () => undefined }, hash: sha256 }));
+    },
+    onValidate({ context }) {
+      return ({ valid }) => {
+        const { params, request, req } = context as { params?: GraphQLParams; request: Request; req?: IncomingMessage };
+        const hash = apqHash(params);
+        if (!valid || hash === null || typeof params?.query !== 'string' || sha256(params.query) !== hash) return;
+        const authorization = request.headers.get('authorization');
+        const client = authorization !== null ? `key:${sha256(authorization)}` : `address:${req?.socket.remoteAddress ?? ''}`;
+        store.register(client, hash, params.query);
+      };
+    },
+  };
 }
 
+function apqHash(params: GraphQLParams | undefined): string | null {
+  const persisted = (params?.extensions as { persistedQuery?: { version?: unknown; sha256Hash?: unknown } } | undefined)?.persistedQuery;
+  return persisted?.version === 1 && typeof persisted.sha256Hash === 'string' ? persisted.sha256Hash : null;
+}
+
+/** GraphQL over HTTP answers a request it cannot run with 400 (with `application/json` and `application/graphql-response+json` alike). */
+const refusal = (message: string, code: 'PERSISTED_QUERY_NOT_FOUND' | 'PERSISTED_QUERY_ONLY') => ({
+  message,
+  extensions: { code, http: { status: 400 } },
+});
+const ONLY = 'Only trusted documents run here: send documentId (or extensions.persistedQuery.sha256Hash), not the operation text.';
+
 /**
- * Trusted documents: only the operations of the allow-list run, named by
- * `extensions.persistedQuery.sha256Hash` (what Apollo's persisted-queries link
- * and GraphQL Code Generator's `persistedDocuments` send); any operation text is refused.
+ * Trusted documents: only the operations of the allow-list run, named either by
+ * `documentId` (GraphQL over HTTP's persisted documents, what GraphQL Code
+ * Generator's clients send: `"sha256:<hex>"`, in a POST body or a GET query
+ * string) or by Apollo's `extensions.persistedQuery.sha256Hash` (plain hex).
+ * Operation text and unknown documents are refused with 400.
  */
 export function useTrustedDocuments(documents: TrustedDocuments): Plugin {
   return usePersistedOperations({
-    getPersistedOperation: (hash) => documents.get(hash) ?? null,
+    getPersistedOperation: (id) => documents.get(trustedDocumentHash(id) ?? '') ?? null,
+    extractPersistedOperationId: (params, request) => {
+      const documentId = (params as { documentId?: unknown }).documentId ?? new URL(request.url).searchParams.get('documentId');
+      if (typeof documentId === 'string') return documentId;
+      const persisted = (params.extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery;
+      return typeof persisted?.sha256Hash === 'string' ? persisted.sha256Hash : null;
+    },
     allowArbitraryOperations: false,
     customErrors: {
-      notFound: {
-        message: 'PersistedQueryNotFound: this operation is not one of the trusted documents.',
-        extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' },
-      },
-      persistedQueryOnly: {
-        message: 'Only trusted documents run here: send extensions.persistedQuery.sha256Hash, not the operation text.',
-        extensions: { code: 'PERSISTED_QUERY_ONLY' },
-      },
-      keyNotFound: {
-        message: 'Only trusted documents run here: send extensions.persistedQuery.sha256Hash, not the operation text.',
-        extensions: { code: 'PERSISTED_QUERY_ONLY' },
-      },
+      notFound: refusal('PersistedQueryNotFound: this operation is not one of the trusted documents.', 'PERSISTED_QUERY_NOT_FOUND'),
+      persistedQueryOnly: refusal(ONLY, 'PERSISTED_QUERY_ONLY'),
+      keyNotFound: refusal(ONLY, 'PERSISTED_QUERY_ONLY'),
     },
   });
 }
 
 /**
- * Reads a trusted-documents file: a JSON object of `"<sha-256 hex>": "<operation>"`
- * (GraphQL Code Generator's `persisted-documents.json`). Every hash is checked against its text.
+ * Whether an operation's text (as graphql-ws sends it) is one of the trusted documents: by its
+ * sha-256, or by what it parses to, since clients print a generated document themselves
+ * (`print(TaskByIdDocument)`), with other whitespace than the file's text.
+ */
+export function createTrustedTextCheck(documents: TrustedDocuments): (text: string) => boolean {
+  const printed = new Set([...documents.values()].map((text) => print(parse(text, { noLocation: true }))));
+  return (text) => {
+    if (documents.has(sha256(text))) return true;
+    try {
+      return printed.has(print(parse(text, { noLocation: true })));
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** The sha-256 hex of a document id, `<hex>` or `sha256:<hex>` (either case); null for any other form. */
+export function trustedDocumentHash(id: string): string | null {
+  const hex = id.toLowerCase().replace(/^sha256:/, '');
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : null;
+}
+
+/**
+ * Reads a trusted-documents file: a JSON object of `"<id>": "<operation>"`, each id the
+ * sha-256 of its operation as plain hex or `sha256:<hex>` (GraphQL Code Generator's client
+ * preset writes the latter in `persisted-documents.json`). Every id is checked against its text.
  */
 export function loadTrustedDocuments(path: string): TrustedDocuments {
   let parsed: unknown;
@@ -70,11 +117,19 @@ export function loadTrustedDocuments(path: string): TrustedDocuments {
     throw new Error(`TRUSTED_DOCUMENTS: ${path} must hold a JSON object of "<sha-256>": "<operation>".`);
   }
   const documents = new Map<string, string>();
-  for (const [hash, query] of Object.entries(parsed)) {
-    if (typeof query !== 'string' || sha256(query) !== hash.toLowerCase()) {
-      throw new Error(`TRUSTED_DOCUMENTS: the entry ${JSON.stringify(hash.slice(0, 16))}... is not the sha-256 of its operation.`);
+  for (const [id, query] of Object.entries(parsed)) {
+    const hash = trustedDocumentHash(id);
+    if (typeof query !== 'string' || hash === null || sha256(query) !== hash) {
+      throw new Error(
+        `TRUSTED_DOCUMENTS: the entry ${JSON.stringify(id.slice(0, 23))}... is not the sha-256 of its operation (as hex or sha256:<hex>).`,
+      );
     }
-    documents.set(hash.toLowerCase(), query);
+    try {
+      parse(query, { noLocation: true });
+    } catch {
+      throw new Error(`TRUSTED_DOCUMENTS: the entry ${JSON.stringify(id.slice(0, 23))}... is not a GraphQL document.`);
+    }
+    documents.set(hash, query);
   }
   return documents;
 }

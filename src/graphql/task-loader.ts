@@ -7,6 +7,8 @@ export interface TaskLoaderOptions {
   concurrency?: number;
   /** Largest batch. Default 100. */
   maxBatchSize?: number;
+  /** Which ids the caller may see, asked once per batch before any read; the others answer `null` unread. Default: all. */
+  visible?: (ids: readonly string[]) => Promise<boolean[]>;
 }
 
 /**
@@ -18,13 +20,18 @@ export function createTaskLoader(
   read: (id: string) => Promise<TaskSnapshot>,
   options: TaskLoaderOptions = {},
 ): DataLoader<string, TaskSnapshot | null> {
-  const { concurrency = 8, maxBatchSize = 100 } = options;
+  const { concurrency = 8, maxBatchSize = 100, visible } = options;
   return new DataLoader(
     async (ids) => {
       const results: Array<TaskSnapshot | null | Error> = new Array(ids.length);
+      const seen = visible ? await visible(ids) : null;
       let next = 0;
       const worker = async () => {
         for (let index = next++; index < ids.length; index = next++) {
+          if (seen && !seen[index]) {
+            results[index] = null;
+            continue;
+          }
           try {
             results[index] = await read(ids[index]!);
           } catch (error) {

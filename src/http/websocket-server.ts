@@ -2,16 +2,18 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { type ContextServices, createRequestContext } from '../graphql/context.ts';
-import { isAllowedWebSocketOrigin } from '../graphql/cross-site.ts';
+import { type ContextServices, createRequestContext, type ResolvedCaller } from '../graphql/context.ts';
 import { gatewayError } from '../graphql/errors.ts';
 import type { Executor } from '../graphql/executor.ts';
 import { MAX_TASKS_PER_SUBSCRIPTION } from '../graphql/limits.ts';
-import type { TrustedDocuments } from '../graphql/persisted-operations.ts';
+import { createTrustedTextCheck, type TrustedDocuments } from '../graphql/persisted-operations.ts';
 import { subscriptionWeight } from '../graphql/subscription-weight.ts';
-import { sha256 } from '../lib/sha256.ts';
-import { type Credential, credentialFromConnectionParams } from '../upstream/credential.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { TokenRefusedError } from '../identity/token-refused-error.ts';
+import type { OperationTracing } from '../telemetry/operation-spans.ts';
+import { credentialFromConnectionParams } from '../upstream/credential.ts';
 import { UpstreamError } from '../upstream/errors.ts';
+import { createHostAllowList } from './allowed-hosts.ts';
 import { createPayloadSplicer } from './websocket-payloads.ts';
 
 export interface WebSocketServerOptions {
@@ -30,12 +32,16 @@ export interface WebSocketServerOptions {
   maxPayloadBytes?: number;
   /** How long a socket may wait before `connection_init`. Default 3 000 ms. */
   connectionInitTimeoutMs?: number;
-  /** Origins besides the gateway's own whose pages may open sockets (`CORS_ORIGINS`). Default none. */
-  allowedOrigins?: readonly string[];
+  /** The raw HTTP answer refusing an upgrade, or null to accept it (`HostAllowList.upgradeRefusal`). Default: loopback `Host` names and no browser origin but theirs. */
+  refuseUpgrade?: (request: IncomingMessage) => string | null;
   /** Ping interval; a socket that missed the last pong is dropped. Default 30 000 ms. */
   keepAliveMs?: number;
   /** Told of each socket's error (a client's protocol violation; ws closes that socket). Default: ignored. */
   onSocketError?: (error: Error) => void;
+  /** jwt mode: the token in `connectionParams` names the user, and the socket closes with 4403 when it expires. Default null (key mode). */
+  authenticator?: Authenticator | null;
+  /** A span per operation, continuing the `traceparent` of the subscribe message's `extensions` or of the upgrade. Default: none. */
+  operationTracing?: OperationTracing;
 }
 
 export interface GraphQLWebSocketServer {
@@ -69,19 +75,22 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     keepAliveMs = 30_000, // 30 s
     onSocketError = () => undefined,
     trustedDocuments = null,
-    allowedOrigins = [],
+    refuseUpgrade = createHostAllowList().upgradeRefusal,
+    authenticator = null,
+    operationTracing,
   } = options;
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
-  const credentials = new WeakMap<object, Credential>();
+  const isTrusted = trustedDocuments && createTrustedTextCheck(trustedDocuments);
+  const callers = new WeakMap<object, ResolvedCaller>();
+  /** Per socket in jwt mode: cancels the timer that closes it when its token expires. */
+  const expiries = new WeakMap<object, () => void>();
   /** Per socket: the weight of each subscription id, pruned of ended ones on every new subscribe (bounded by the limit). */
   const weights = new WeakMap<object, Map<string, number>>();
 
   const onUpgrade = (request: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     if ((request.url ?? '').split('?')[0] !== path) return void socket.destroy();
-    if (!isAllowedWebSocketOrigin(request.headers.origin, request.headers.host, allowedOrigins)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
+    const refusal = refuseUpgrade(request);
+    if (refusal !== null) return void socket.end(refusal);
     webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
   };
 
@@ -110,25 +119,47 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
     }
   };
 
+  const execute: Executor['execute'] = operationTracing ? (args) => operationTracing.execute(args, executor.execute) : executor.execute;
   const server = useServer(
     {
       connectionInitWaitTimeout: connectionInitTimeoutMs,
-      execute: executor.execute as never,
-      subscribe: executor.execute as never,
+      execute: execute as never,
+      subscribe: execute as never,
       // Each change's payload is serialised once for every watcher of the same operation and variables.
       onNext: (_context, _id, _payload, _args, result) => payloads.payloadOf(result as ExecutionResult) as never,
-      onConnect: (context) => {
+      onConnect: async (context) => {
+        const socket = context.extra.socket;
         try {
-          credentials.set(context, credentialFromConnectionParams(context.connectionParams, services.defaultCredential));
+          if (!authenticator) {
+            callers.set(context, { credential: credentialFromConnectionParams(context.connectionParams, services.defaultCredential) });
+            return true;
+          }
+          const caller = await authenticator.fromConnectionParams(context.connectionParams);
+          // Gone while its token was checked: no timer for a socket that `onClose` has already passed.
+          if (socket.readyState !== socket.OPEN) return false;
+          callers.set(context, caller);
+          // graphql-ws clients answer 4403 by calling `connectionParams` again: a fresh token, a new socket.
+          expiries.set(
+            context,
+            authenticator.atExpiry(caller.user, () => socket.close(4403, 'Token expired')),
+          );
           return true;
         } catch (error) {
-          const reason = error instanceof UpstreamError ? error.message : 'Forbidden';
-          context.extra.socket.close(4403, reason);
+          const message =
+            error instanceof TokenRefusedError
+              ? `${error.reason}: ${error.message}`
+              : error instanceof UpstreamError
+                ? error.message
+                : 'Forbidden';
+          socket.close(4403, closeReason(message));
           return false;
         }
       },
+      onClose: (context) => {
+        expiries.get(context)?.();
+      },
       onSubscribe: (context, id, params) => {
-        if (trustedDocuments && !trustedDocuments.has(sha256(params.query))) {
+        if (isTrusted && !isTrusted(params.query)) {
           return [gatewayError('PERSISTED_QUERY_ONLY', 'Only trusted documents run here: this operation is not one of them.')];
         }
         const { document, errors } = executor.prepare(params.query);
@@ -153,13 +184,9 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
           ];
         }
         held.set(id, weight);
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: createRequestContext(services, { credential: credentials.get(context)! }),
-        };
+        const contextValue = createRequestContext(services, callers.get(context)!);
+        operationTracing?.continueFrom(contextValue, { ...context.extra.request.headers, ...params.extensions });
+        return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
       },
     },
     webSockets,
@@ -181,4 +208,12 @@ export function createGraphQLWebSocketServer(options: WebSocketServerOptions): G
       await new Promise((resolve) => webSockets.close(resolve));
     },
   };
+}
+
+/** A close frame's reason holds at most 123 bytes: longer messages are cut at a character boundary. */
+function closeReason(message: string): string {
+  if (Buffer.byteLength(message) <= 123) return message;
+  let cut = message.slice(0, 120);
+  while (Buffer.byteLength(`${cut}…`) > 123) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }

@@ -1,10 +1,12 @@
-export interface LruMapOptions<V> {
+export interface LruMapOptions<K, V> {
   /** Most entries kept; the least recently used goes first. */
   maxEntries: number;
   /** Most bytes kept, as `sizeOf` counts them. Default: no byte bound. */
   maxBytes?: number;
   /** The size of one value, in bytes. Default: every value counts 0. */
   sizeOf?: (value: V) => number;
+  /** Told of each entry dropped to keep within the bounds (not of `delete` or of a value replaced by `set`). Default: nothing. */
+  onEvict?: (key: K, value: V) => void;
 }
 
 /**
@@ -18,13 +20,15 @@ export interface LruMap<K, V> {
   peek(key: K): V | undefined;
   set(key: K, value: V): void;
   delete(key: K): void;
+  /** Drops every entry. */
+  clear(): void;
   readonly size: number;
   /** Bytes held, by `sizeOf`. */
   readonly bytes: number;
 }
 
-export function createLruMap<K, V>(options: LruMapOptions<V>): LruMap<K, V> {
-  const { maxEntries, maxBytes = Number.POSITIVE_INFINITY, sizeOf = () => 0 } = options;
+export function createLruMap<K, V>(options: LruMapOptions<K, V>): LruMap<K, V> {
+  const { maxEntries, maxBytes = Number.POSITIVE_INFINITY, sizeOf = () => 0, onEvict } = options;
   // Maps iterate in insertion order: re-inserting on use keeps the least recent first.
   const entries = new Map<K, { value: V; bytes: number }>();
   let bytes = 0;
@@ -51,9 +55,17 @@ export function createLruMap<K, V>(options: LruMapOptions<V>): LruMap<K, V> {
       if (size > maxBytes) return;
       entries.set(key, { value, bytes: size });
       bytes += size;
-      while (entries.size > maxEntries || bytes > maxBytes) remove(entries.keys().next().value as K);
+      while (entries.size > maxEntries || bytes > maxBytes) {
+        const [oldest, entry] = entries.entries().next().value as [K, { value: V }];
+        remove(oldest);
+        onEvict?.(oldest, entry.value);
+      }
     },
     delete: remove,
+    clear() {
+      entries.clear();
+      bytes = 0;
+    },
     get size() {
       return entries.size;
     },

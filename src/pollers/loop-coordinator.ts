@@ -18,10 +18,6 @@ export interface LoopCoordinator {
   announce(key: string, snapshot: TaskSnapshot): void;
   /** Tells every process watching `key` that the task changed (a webhook arrived elsewhere): `nudged` runs there. */
   nudge(key: string): void;
-  /** Remembers which loop a callback token (by its hash) belongs to, for the other processes. */
-  rememberCallback(tokenHash: string, key: string, ttlMs: number): void;
-  /** The loop key of a callback token another process issued, or null. */
-  findCallback(tokenHash: string): Promise<string | null>;
   /** Whether coordination works now; false: every process polls on its own. */
   healthy(): boolean;
   /** Opens its connections (nothing connects before); coordination works once they are up. */
@@ -58,8 +54,6 @@ export function createLocalCoordinator(): LoopCoordinator {
     },
     announce: () => undefined,
     nudge: () => undefined,
-    rememberCallback: () => undefined,
-    findCallback: async () => null,
     healthy: () => true,
     start: () => undefined,
     dispose: async () => undefined,

@@ -1,14 +1,15 @@
-import { type BackoffOptions, type Scheduler, withJitter } from '../lib/scheduler.ts';
+import { GatewayError, PollTimeoutError } from '../errors.ts';
+import type { Scheduler } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
-import { PollTimeoutError, RateLimitedError, UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts';
+import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions } from '../upstream/tasks-client.ts';
-import { createEtaEstimator } from './eta.ts';
 import type { LoopCoordinator } from './loop-coordinator.ts';
-import { differs, isBackwards } from './task-changes.ts';
+import { createLoopPace, type LoopPaceOptions } from './loop-pace.ts';
+import { createLoopWatchers } from './loop-watchers.ts';
 import type { TaskSink } from './task-sink.ts';
 
-export interface PollLoopOptions {
+export interface PollLoopOptions extends LoopPaceOptions {
   /** The loop's key, `<credential hash>:<task id>`. */
   key: string;
   credential: Credential;
@@ -16,21 +17,10 @@ export interface PollLoopOptions {
   /** One upstream GET of the task, with the hints of the key's request scheduler (priority, last read). */
   fetch: (credential: Credential, taskId: string, options: RequestOptions & { signal: AbortSignal }) => Promise<TaskSnapshot>;
   coordinator: LoopCoordinator;
-  /** First and shortest poll interval, in ms; snapped back to on every change. */
-  intervalMs: number;
-  /** Longest interval while nothing changes, in ms. */
-  maxIntervalMs: number;
   /** Age (ms) at which the loop ends its watchers with `PollTimeoutError`. */
   timeoutMs: number;
-  /** Longest back-off after transient faults, in ms. */
-  maxBackoffMs: number;
-  /** Interval jitter, as a ratio (0.1: ±10 %). */
-  jitter: number;
-  /** Delay (ms) before retry `attempt` after a transient fault. */
-  backoff: (attempt: number, options: BackoffOptions) => number;
   scheduler: Scheduler;
   now: () => number;
-  random: () => number;
   /** Told how many watchers each new state was handed to. */
   onFanOut?: (subscribers: number) => void;
   /** Told the terminal state, once, just before the loop stops. */
@@ -75,29 +65,16 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     taskId,
     fetch,
     coordinator,
-    intervalMs, // ms
-    maxIntervalMs, // ms
     timeoutMs, // ms
-    maxBackoffMs, // ms
-    jitter, // ratio
-    backoff,
     scheduler,
     now,
-    random,
     onFanOut,
     onTerminal,
     onStopped,
   } = options;
-  const sinks = new Set<TaskSink>();
-  /** Watchers that have not received their first state yet. */
-  const unprimed = new Set<TaskSink>();
+  const watchers = createLoopWatchers({ now, onFanOut });
+  const pace = createLoopPace(options);
   const startedAt = now();
-  let latest: TaskSnapshot | null = null;
-  let latestAt = 0;
-  /** The completion estimate, fed each change this loop accepts. */
-  const eta = createEtaEstimator({ now });
-  let currentIntervalMs = intervalMs;
-  let failures = 0;
   let timer: unknown = null;
   /** The read in flight (queued in the key's request scheduler or sent). */
   let request: Promise<TaskSnapshot> | null = null;
@@ -141,10 +118,11 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   const pollIfAllowed = (allowed: boolean) => (allowed ? send(false) : skip());
   const skipAfterFailure = () => skip();
 
-  function schedule(delayMs: number): void {
+  /** The next poll, an interval from now. */
+  function schedule(): void {
     if (stopped()) return;
     scheduler.clearTimeout(timer);
-    timer = scheduler.setTimeout(pollFromTimer, withJitter(delayMs, jitter, random));
+    timer = scheduler.setTimeout(pollFromTimer, pace.next());
   }
 
   function pollNow(force = false): void {
@@ -194,7 +172,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
 
   /** Not this process's turn (or the state came from another): the next poll in an interval. */
   function skip(): void {
-    schedule(currentIntervalMs);
+    schedule();
     polled();
   }
 
@@ -202,8 +180,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     if (stopped()) return;
     // A watcher still waiting for its first state, or a webhook saying the task changed (`force`),
     // makes this read go ahead of the key's other polls.
-    hints.priority = unprimed.size > 0 || force ? 'first' : 'poll';
-    hints.lastReadAt = latestAt;
+    hints.priority = watchers.waiting() || force ? 'first' : 'poll';
+    hints.lastReadAt = watchers.latestAt();
     request = fetch(credential, taskId, hints);
     request.then(received, failed);
   }
@@ -212,13 +190,9 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     request = null;
     promote = null;
     if (stopped()) return;
-    if (failures > 0) {
-      // Recovered: back to the normal pace at once.
-      failures = 0;
-      currentIntervalMs = intervalMs;
-    }
+    pace.answered();
     membership.publish(snapshot);
-    if (!pollAgain) schedule(currentIntervalMs);
+    if (!pollAgain) schedule();
     polled();
   }
 
@@ -239,52 +213,30 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     }
   }
 
-  /** Takes a snapshot found by any process: delivers it if it is a change and not a step back. */
+  /** Takes a snapshot found by any process: news snaps the pace back, a terminal state stops the loop. */
   function accept(snapshot: TaskSnapshot): void {
     if (stopped()) return;
-    const previous = latest;
-    latestAt = now();
-    const changed = previous === null || (!isBackwards(previous, snapshot) && differs(previous, snapshot));
-    // The estimate is this process's own (each replica times the changes it receives), so it is added here, never shared.
-    if (changed) latest = withEta(snapshot, eta.observe(snapshot));
-    const current = latest!;
-    const final = isTerminal(current.status);
-    let handed = 0;
-    for (const sink of sinks) {
-      if (changed || unprimed.has(sink)) {
-        sink.push(current, final);
-        handed += 1;
-      }
-    }
-    if (handed > 0) onFanOut?.(handed);
-    // Only when there is something to clear: clearing a Set allocates it a new table.
-    if (unprimed.size > 0) unprimed.clear();
-    currentIntervalMs = changed ? intervalMs : Math.min(maxIntervalMs, Math.round(currentIntervalMs * 1.5));
-    if (final) {
+    pace.accepted(watchers.accept(snapshot));
+    const current = watchers.latest()!;
+    if (isTerminal(current.status)) {
       onTerminal(current);
       stop();
     }
   }
 
   function fault(caught: unknown): void {
-    const error = caught instanceof UpstreamError ? caught : new UpstreamUnavailableError('The upstream request failed.');
+    const error = caught instanceof GatewayError ? caught : new UpstreamUnavailableError('The upstream request failed.');
     if (!error.transient) {
       end(error);
       return;
     }
-    failures += 1;
-    const waitMs =
-      error instanceof RateLimitedError && error.retryAfterMs !== null
-        ? Math.max(error.retryAfterMs, intervalMs)
-        : backoff(failures, { baseMs: intervalMs, maxMs: maxBackoffMs, random });
     scheduler.clearTimeout(timer);
-    // No jitter on top: the back-off has its own, and Retry-After is a floor.
-    timer = scheduler.setTimeout(pollFromTimer, waitMs);
+    timer = scheduler.setTimeout(pollFromTimer, pace.failed(error));
   }
 
   /** Ends every watcher with `error` and stops the loop. */
-  function end(error: UpstreamError): void {
-    for (const sink of sinks) sink.push(error, true);
+  function end(error: GatewayError): void {
+    watchers.end(error);
     stop();
   }
 
@@ -295,31 +247,31 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     timer = null;
     stopping.abort(loopStopped);
     membership.leave();
-    sinks.clear();
-    unprimed.clear();
+    watchers.clear();
     onStopped();
   }
 
+  /** The last state, if it is no older than the current interval; else null. */
+  const fresh = () => {
+    const latest = watchers.latest();
+    return latest && now() - watchers.latestAt() <= pace.intervalMs() ? latest : null;
+  };
+
   return {
     add(sink) {
-      sinks.add(sink);
-      const isFresh = latest !== null && now() - latestAt <= currentIntervalMs;
       // While the loop backs off, its last state is the best there is: no extra request.
-      if (latest && (isFresh || failures > 0)) sink.push(latest, false);
-      else {
-        unprimed.add(sink);
-        if (phase === 'idle' && failures === 0) pollNow();
-        else promote?.();
-      }
+      const current = fresh() ?? (pace.backingOff() ? watchers.latest() : null);
+      watchers.add(sink, current);
+      if (current) return;
+      if (phase === 'idle' && !pace.backingOff()) pollNow();
+      else promote?.();
     },
     remove(sink) {
       if (stopped()) return;
-      sinks.delete(sink);
-      unprimed.delete(sink);
-      if (sinks.size === 0) stop();
+      if (watchers.remove(sink) === 0) stop();
     },
     pollNow,
-    fresh: () => (latest && now() - latestAt <= currentIntervalMs ? latest : null),
+    fresh,
     inflight() {
       if (!request) return null;
       return request.catch((error) => {
@@ -328,34 +280,11 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       });
     },
     publish: (snapshot) => membership.publish(snapshot),
-    watchers: () => sinks.size,
+    watchers: watchers.count,
     promote: () => promote?.() ?? false,
     dispose() {
-      for (const sink of sinks) void sink.return?.();
+      watchers.complete();
       stop();
     },
-  };
-}
-
-/**
- * A copy with the estimate, written out: `{ ...snapshot, estimatedCompletionAt }` gives each copy a
- * hidden class of its own in V8 (about 430 bytes more for every loop's last state).
- */
-function withEta(snapshot: TaskSnapshot, estimatedCompletionAt: Date | null): TaskSnapshot {
-  return {
-    id: snapshot.id,
-    status: snapshot.status,
-    upstreamStatus: snapshot.upstreamStatus,
-    action: snapshot.action,
-    model: snapshot.model,
-    progress: snapshot.progress,
-    createdAt: snapshot.createdAt,
-    completedAt: snapshot.completedAt,
-    cost: snapshot.cost,
-    preConsumedCost: snapshot.preConsumedCost,
-    refundedCost: snapshot.refundedCost,
-    result: snapshot.result,
-    error: snapshot.error,
-    estimatedCompletionAt,
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { LoopCoordinator, LoopMembership } from './loop-coordinator.ts';
 
@@ -54,16 +54,9 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     replicaId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     onHealthChange,
   } = options;
-  const connection = {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-    // Nothing connects before `start()`.
-    lazyConnect: true,
-  };
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
-  const commands = new Redis(url, { ...connection, enableOfflineQueue: false });
-  const subscriber = new Redis(url, { ...connection, enableOfflineQueue: true });
+  const commands = createRedisConnection(url);
+  const subscriber = createRedisConnection(url, { offlineQueue: true });
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
   const nudges = new Map<string, () => void>();
   let wasHealthy = false;
@@ -71,7 +64,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const channelOf = (key: string) => `${prefix}:changes:${key}`;
   const leaseOf = (key: string) => `${prefix}:lease:${key}`;
   const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
-  const callbackOf = (tokenHash: string) => `${prefix}:callback:${tokenHash}`;
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready';
 
   const noteHealth = () => {
@@ -82,8 +74,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     }
   };
   for (const client of [commands, subscriber]) {
-    // Without a listener an unreachable Redis would crash the process; the state is reported instead.
-    client.on('error', () => undefined);
     client.on('ready', noteHealth);
     client.on('close', noteHealth);
   }
@@ -172,13 +162,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     nudge(key) {
       if (commands.status === 'ready') commands.publish(channelOf(key), `${NUDGE}${replicaId}`).catch(() => undefined);
     },
-    rememberCallback(tokenHash, key, ttlMs) {
-      if (commands.status === 'ready') commands.set(callbackOf(tokenHash), key, 'PX', ttlMs).catch(() => undefined);
-    },
-    async findCallback(tokenHash) {
-      if (commands.status !== 'ready') return null;
-      return commands.get(callbackOf(tokenHash)).catch(() => null);
-    },
     healthy,
     start() {
       // A Redis that is away now is retried by `retryStrategy`; meanwhile loops poll locally.
@@ -186,9 +169,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     },
     async dispose() {
       delivers.clear();
-      // A client never started has nothing to say goodbye to.
-      const close = (client: Redis) => (client.status === 'wait' ? client.disconnect() : client.quit().catch(() => client.disconnect()));
-      await Promise.all([close(commands), close(subscriber)]);
+      await Promise.all([closeRedis(commands), closeRedis(subscriber)]);
     },
   };
 }

@@ -1,6 +1,6 @@
+import { TooManySubscriptionsError } from '../errors.ts';
 import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
-import { TooManySubscriptionsError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { RequestOptions, TasksClient } from '../upstream/tasks-client.ts';
 import { createLocalCoordinator, type LoopCoordinator } from './loop-coordinator.ts';
@@ -131,7 +131,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       now,
       random,
       onFanOut,
-      onTerminal: (snapshot) => terminalCache.set(key, snapshot),
+      onTerminal: (snapshot) => terminalCache.set(credential.hash, taskId, snapshot),
       onStopped: () => {
         if (loops.get(key) !== loop) return;
         loops.delete(key);
@@ -150,7 +150,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     if (existing) return existing;
     const request = counted(client.getTask(taskId, credential))
       .then((snapshot) => {
-        if (isTerminal(snapshot.status)) terminalCache.set(key, snapshot);
+        if (isTerminal(snapshot.status)) terminalCache.set(credential.hash, taskId, snapshot);
         const loop = loops.get(key);
         if (loop) loop.publish(snapshot);
         else coordinator.announce(key, snapshot);
@@ -161,33 +161,42 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     return request;
   }
 
-  return {
-    subscribe(credential, taskId) {
-      const key = keyOf(credential, taskId);
-      const cached = terminalCache.get(key);
-      let loop = loops.get(key);
-      // The last watcher leaving stops the loop and aborts its request.
-      const sink = createTaskSink((left) => loop?.remove(left), onDelivered, now);
-      if (cached) {
-        sink.push(cached, true);
-        return sink;
-      }
-      if (!loop && (loops.size >= maxLoops || (loopsPerKey.get(credential.hash) ?? 0) >= maxLoopsPerKey)) {
-        const message =
-          loops.size >= maxLoops
-            ? `The gateway already watches ${maxLoops} tasks in all (MAX_LOOPS).`
-            : `The gateway already watches ${maxLoopsPerKey} tasks for this API key (MAX_LOOPS_PER_KEY).`;
-        sink.push(new TooManySubscriptionsError(message), true);
-        return sink;
-      }
-      loop ??= startLoop(key, credential, taskId);
-      loop.add(sink);
+  function subscribe(credential: Credential, taskId: string): TaskSink {
+    const key = keyOf(credential, taskId);
+    const cached = terminalCache.get(credential.hash, taskId);
+    let loop = loops.get(key);
+    // The last watcher leaving stops the loop and aborts its request.
+    const sink = createTaskSink((left) => loop?.remove(left), onDelivered, now);
+    if (cached) {
+      sink.push(cached, true);
       return sink;
-    },
+    }
+    if (!loop && (loops.size >= maxLoops || (loopsPerKey.get(credential.hash) ?? 0) >= maxLoopsPerKey)) {
+      const message =
+        loops.size >= maxLoops
+          ? `The gateway already watches ${maxLoops} tasks in all (MAX_LOOPS).`
+          : `The gateway already watches ${maxLoopsPerKey} tasks for this API key (MAX_LOOPS_PER_KEY).`;
+      sink.push(new TooManySubscriptionsError(message), true);
+      return sink;
+    }
+    loop ??= startLoop(key, credential, taskId);
+    loop.add(sink);
+    return sink;
+  }
+
+  function nudgeKey(key: string): boolean {
+    coordinator.nudge(key);
+    const loop = loops.get(key);
+    loop?.pollNow(true);
+    return loop !== undefined;
+  }
+
+  return {
+    subscribe,
 
     async read(credential, taskId) {
       const key = keyOf(credential, taskId);
-      const cached = terminalCache.get(key);
+      const cached = terminalCache.get(credential.hash, taskId);
       if (cached) return cached;
       const loop = loops.get(key);
       const fresh = loop?.fresh();
@@ -203,7 +212,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     },
 
     async waitForEnd(credential, taskId, maxMs) {
-      const sink = this.subscribe(credential, taskId);
+      const sink = subscribe(credential, taskId);
       const timer = scheduler.setTimeout(() => void sink.return?.(), maxMs);
       let last: TaskSnapshot | null = null;
       try {
@@ -217,16 +226,8 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       return last;
     },
 
-    nudge(credential, taskId) {
-      return this.nudgeKey(keyOf(credential, taskId));
-    },
-
-    nudgeKey(key) {
-      coordinator.nudge(key);
-      const loop = loops.get(key);
-      loop?.pollNow(true);
-      return loop !== undefined;
-    },
+    nudge: (credential, taskId) => nudgeKey(keyOf(credential, taskId)),
+    nudgeKey,
 
     stats() {
       let subscribers = 0;

@@ -1,8 +1,8 @@
-import type { UpstreamError } from '../upstream/errors.ts';
+import type { GatewayError } from '../errors.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 
 /** What a watcher receives: states, or one error that ends the stream. */
-export type TaskEvent = TaskSnapshot | UpstreamError;
+export type TaskEvent = TaskSnapshot | GatewayError;
 
 /**
  * One watcher of a task, as held by its poll loop: a conflating async

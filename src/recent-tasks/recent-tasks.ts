@@ -1,3 +1,5 @@
+import { createLruMap } from '../lib/lru-map.ts';
+
 /**
  * What each key submitted through the gateway, newest first, for
  * `recentTasks`: task ids only, filed under the key's hash (never the key).
@@ -67,12 +69,12 @@ export interface MemoryRecentTasksOptions {
   now?: () => number;
 }
 
-/** The single-process store: bounded in keys and in entries per key. */
 /** The same store, but `record` never rejects: a failure is reported to `onFailure` (a submission is never failed by its history). */
 export function recordingNeverFails(store: RecentTasksStore, onFailure: () => void): RecentTasksStore {
   return { ...store, record: (keyHash, entry) => store.record(keyHash, entry).catch(onFailure) };
 }
 
+/** The single-process store: bounded in keys and in entries per key. */
 export function createMemoryRecentTasks(options: MemoryRecentTasksOptions = {}): RecentTasksStore & { size(): number } {
   const {
     maxPerKey = 1_000,
@@ -80,19 +82,18 @@ export function createMemoryRecentTasks(options: MemoryRecentTasksOptions = {}):
     retentionMs = RECENT_TASKS_RETENTION_MS, // 72 h
     now = Date.now,
   } = options;
-  /** Per key hash, newest first; Map order is recency of use. */
-  const byKey = new Map<string, RecentTask[]>();
+  /** Per key hash, newest first. */
+  const byKey = createLruMap<string, RecentTask[]>({ maxEntries: maxKeys });
 
   /** The key's live entries, marked as just used; expired ones are dropped on the way. */
   function entriesOf(keyHash: string): RecentTask[] | undefined {
     const entries = byKey.get(keyHash);
     if (!entries) return undefined;
-    byKey.delete(keyHash);
     const cutoff = now() - retentionMs;
     while (entries.length > 0 && entries.at(-1)!.submittedAt <= cutoff) entries.pop();
-    if (entries.length === 0) return undefined;
-    byKey.set(keyHash, entries);
-    return entries;
+    if (entries.length > 0) return entries;
+    byKey.delete(keyHash);
+    return undefined;
   }
 
   return {
@@ -103,7 +104,6 @@ export function createMemoryRecentTasks(options: MemoryRecentTasksOptions = {}):
       entries.splice(at === -1 ? entries.length : at, 0, { ...entry });
       if (entries.length > maxPerKey) entries.length = maxPerKey;
       byKey.set(keyHash, entries);
-      if (byKey.size > maxKeys) byKey.delete(byKey.keys().next().value as string);
     },
     async page(keyHash, first, after) {
       const entries = entriesOf(keyHash) ?? [];

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { RECENT_TASKS_RETENTION_MS, type RecentTask, type RecentTasksStore, RecentTasksUnavailableError } from './recent-tasks.ts';
 
 export interface RedisRecentTasksOptions {
@@ -97,15 +98,7 @@ export function createRedisRecentTasks(options: RedisRecentTasksOptions): Recent
     now = Date.now,
   } = options;
   // Commands fail fast while Redis is away rather than queueing behind reconnects.
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-  }) as Redis & RecentTasksCommands;
-  // Without a listener an unreachable Redis would crash the process; callers see failed commands instead.
-  redis.on('error', () => undefined);
+  const redis = createRedisConnection(url) as Redis & RecentTasksCommands;
   redis.defineCommand('recordRecentTask', { numberOfKeys: 2, lua: RECORD });
   redis.defineCommand('pageRecentTasks', { numberOfKeys: 2, lua: PAGE });
   const setOf = (keyHash: string) => `${prefix}:recent:${keyHash}`;
@@ -146,9 +139,6 @@ export function createRedisRecentTasks(options: RedisRecentTasksOptions): Recent
       }
       return { entries: entries.slice(0, first), hasNextPage: entries.length > first };
     },
-    async dispose() {
-      if (redis.status === 'wait' || redis.status === 'end') redis.disconnect();
-      else await redis.quit().catch(() => redis.disconnect());
-    },
+    dispose: () => closeRedis(redis),
   };
 }

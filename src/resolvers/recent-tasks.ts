@@ -10,7 +10,7 @@ export const MAX_RECENT_TASKS_PAGE = 100;
 builder.queryField('recentTasks', (t) =>
   t.field({
     type: TaskConnectionRef,
-    description: `The tasks this key submitted through the gateway in the last 72 h, newest first, each as it is now (read like \`tasks(ids)\`: finished tasks cost no upstream call). \`first\`: 1 to ${MAX_RECENT_TASKS_PAGE}; \`after\`: a cursor from an earlier page.`,
+    description: `The tasks this key (in jwt mode: this user) submitted through the gateway in the last 72 h, newest first, each as it is now (read like \`tasks(ids)\`: finished tasks cost no upstream call). \`first\`: 1 to ${MAX_RECENT_TASKS_PAGE}; \`after\`: a cursor from an earlier page.`,
     args: {
       first: t.arg.int({ defaultValue: 20 }),
       after: t.arg.string(),
@@ -22,10 +22,9 @@ builder.queryField('recentTasks', (t) =>
       }
       const after = args.after == null ? null : decodeCursor(args.after);
       if (args.after != null && after === null) throw badUserInput('after is not a cursor of recentTasks.');
-      const credential = context.credential();
       let page: Awaited<ReturnType<typeof context.recentTasks.page>>;
       try {
-        page = await context.recentTasks.page(credential.hash, first, after);
+        page = await context.recentTasks.page(context.historyKey(), first, after);
       } catch (error) {
         if (!(error instanceof RecentTasksUnavailableError)) throw error;
         throw gatewayError('SERVICE_UNAVAILABLE', error.message);

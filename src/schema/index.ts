@@ -11,5 +11,7 @@ import './cancel-task-result.ts';
 import './task-watch-error.ts';
 import './task-update.ts';
 import './task-connection.ts';
+import './submit-task-result.ts';
+import './viewer.ts';
 
 export { builder } from './builder.ts';

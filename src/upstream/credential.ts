@@ -62,6 +62,16 @@ export function credentialFromConnectionParams(
   params: Readonly<Record<string, unknown>> | null | undefined,
   fallback: Credential | null,
 ): Credential {
+  const value = authorizationFromConnectionParams(params);
+  return value === null ? credentialFromAuthorization(null, fallback) : credentialFromAuthorization(value, null);
+}
+
+/**
+ * The `Authorization` value a WebSocket connection brought in `connectionParams` (see
+ * `credentialFromConnectionParams` for where it is looked for); null when none. Throws
+ * `UnauthenticatedError` for anything but one string, or a credential under another name.
+ */
+export function authorizationFromConnectionParams(params: Readonly<Record<string, unknown>> | null | undefined): string | null {
   const named = (record: unknown, names: readonly string[]) =>
     typeof record === 'object' && record !== null
       ? Object.entries(record).filter(([name]) => names.includes(name.trim().toLowerCase()))
@@ -72,11 +82,11 @@ export function credentialFromConnectionParams(
     if (named(params, ['token', 'authtoken', 'apikey', 'api_key']).length > 0) {
       throw new UnauthenticatedError('Send the key as connectionParams.authorization, "Bearer <key>".');
     }
-    return credentialFromAuthorization(null, fallback);
+    return null;
   }
   const [value] = values;
   if (values.length > 1 || typeof value !== 'string') {
     throw new UnauthenticatedError('connectionParams.authorization must be one string, "Bearer <key>".');
   }
-  return credentialFromAuthorization(value, null);
+  return value;
 }

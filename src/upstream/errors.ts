@@ -1,19 +1,12 @@
-import type { ErrorCode } from '../error-codes.ts';
+import { GatewayError } from '../errors.ts';
 
 /**
- * Typed failures of the upstream Task API, one class per failure, each with a
- * stable `code` (after undici's `lib/core/errors.js`). Messages are safe to show
- * to the caller: they never carry an API key, a stack or an internal address.
- * Each names the `extensions.code` its callers see (`clientCode`, from the one
- * table in `src/error-codes.ts`); `code` stays finer, for metrics and logs.
- * They become GraphQL errors in one place: `src/graphql/errors.ts`.
+ * Typed failures of the upstream Task API (and of what the caller brings for it:
+ * a task id, a key), one class per failure, `GatewayError`s like the gateway's
+ * own refusals (`src/errors.ts`), mapped to GraphQL errors in `src/graphql/errors.ts`.
  */
-export class UpstreamError extends Error {
-  readonly code: string = 'UPSTREAM_ERROR';
-  /** The `extensions.code` a client sees. */
-  readonly clientCode: ErrorCode = 'INTERNAL_SERVER_ERROR';
-  /** Whether the same request may succeed later (pollers back off and retry). */
-  readonly transient: boolean = false;
+export class UpstreamError extends GatewayError {
+  override readonly code: string = 'UPSTREAM_ERROR';
   override name = 'UpstreamError';
 }
 
@@ -100,21 +93,6 @@ export class RateLimitedError extends UpstreamError {
   }
 }
 
-/** A request waited longer than its bound in the gateway's own queue for the key's budget, and was never sent. */
-export class QueueTimeoutError extends UpstreamError {
-  override readonly code = 'QUEUE_TIMEOUT';
-  override readonly clientCode = 'TIMEOUT';
-  override readonly transient = true;
-  override name = 'QueueTimeoutError';
-}
-
-/** A poll loop cap (`MAX_LOOPS_PER_KEY`, `MAX_LOOPS`) refused a new watched task. */
-export class TooManySubscriptionsError extends UpstreamError {
-  override readonly code = 'TOO_MANY_SUBSCRIPTIONS';
-  override readonly clientCode = 'TOO_MANY_SUBSCRIPTIONS';
-  override name = 'TooManySubscriptionsError';
-}
-
 /** 5xx, connection refused or reset: the upstream cannot answer now. */
 export class UpstreamUnavailableError extends UpstreamError {
   override readonly code = 'UPSTREAM_UNAVAILABLE';
@@ -137,11 +115,4 @@ export class UpstreamInvalidError extends UpstreamError {
   override readonly clientCode = 'UPSTREAM_INVALID';
   override readonly transient = true;
   override name = 'UpstreamInvalidError';
-}
-
-/** A watched task did not end within `POLL_TIMEOUT_MS`. */
-export class PollTimeoutError extends UpstreamError {
-  override readonly code = 'POLL_TIMEOUT';
-  override readonly clientCode = 'TIMEOUT';
-  override name = 'PollTimeoutError';
 }

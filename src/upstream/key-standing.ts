@@ -3,7 +3,7 @@ import { createLruMap } from '../lib/lru-map.ts';
 export interface KeyStandingOptions {
   /** How long a key the upstream answered 401 is refused without asking it again, in ms. */
   failFastMs: number;
-  /** Keys remembered, accepted or rejected; the least recently used is forgotten first. */
+  /** Keys remembered, accepted or rejected; the one accepted (or rejected) longest ago is forgotten first: asking does not renew a key. */
   maxKeys: number;
   now: () => number;
 }

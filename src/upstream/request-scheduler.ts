@@ -20,12 +20,14 @@
  *     key has waiting. Every `LIMIT_WINDOW_MS` a busy key's limit follows its latency, and its
  *     pace grows if the budget held it back.
  */
+import { setMaxListeners } from 'node:events';
+import { QueueTimeoutError } from '../errors.ts';
 import { realScheduler } from '../lib/scheduler.ts';
-import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
+import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget, KEYS_KEPT } from './key-budget.ts';
 import { LIMIT_WINDOW_MS } from './key-concurrency.ts';
 import { createKeyStanding } from './key-standing.ts';
-import type { RequestScheduler, RequestSchedulerOptions, ScheduleHints } from './request-scheduling.ts';
+import { MAX_IN_FLIGHT, type RequestScheduler, type RequestSchedulerOptions, type ScheduleHints } from './request-scheduling.ts';
 import {
   budgetSpentError,
   busiestKeys,
@@ -55,7 +57,7 @@ const URGENT_RETRY_WITHIN_MS = 1_000;
 
 export function createRequestScheduler(options: RequestSchedulerOptions = {}): RequestScheduler {
   const {
-    maxInFlight = 512,
+    maxInFlight = MAX_IN_FLIGHT,
     maxInFlightPerKey = maxInFlight,
     maxQueuedPerKey = 2_000,
     maxQueueWaitMs = 10_000, // 10 s
@@ -80,6 +82,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
    * to abort: AbortSignal.any() on every request would cost more than the rest of a poll's scheduling.
    */
   const shutdown = new AbortController();
+  // Requests in flight without a signal of their own listen to it: up to `maxInFlight`, by design.
+  setMaxListeners(maxInFlight, shutdown.signal);
   const entries = createWaitingEntry({ timers, now, maxQueueWaitMs, onThrottled, onFailFast, forgetIfIdle });
 
   const failFastError = () => keyRefusedError(FAIL_FAST_MS);

@@ -8,6 +8,9 @@ import type { RequestPriority } from './request-lanes.ts';
  * and what it offers.
  */
 
+/** Requests in flight over all keys, and so the connections of the client's pool: a sent request never waits for one. */
+export const MAX_IN_FLIGHT = 512;
+
 /** How a request wants to be scheduled; the plain client ignores these. */
 export interface ScheduleHints {
   /** Default `urgent`. */
@@ -26,7 +29,7 @@ export interface ScheduleHints {
 export interface RequestSchedulerOptions {
   /** The pace of each key. Default: a per-process `createLocalBudget()`. */
   budget?: KeyBudget;
-  /** Requests in flight over all keys (`MAX_UPSTREAM_IN_FLIGHT`); keep the client's pool at least this large. Default 512. */
+  /** Requests in flight over all keys (`MAX_UPSTREAM_IN_FLIGHT`); keep the client's pool at least this large. Default `MAX_IN_FLIGHT` (512). */
   maxInFlight?: number;
   /** An upper bound on one key's short requests in flight (`MAX_UPSTREAM_IN_FLIGHT_PER_KEY`). Default: `maxInFlight`. */
   maxInFlightPerKey?: number;

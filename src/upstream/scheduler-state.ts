@@ -1,5 +1,6 @@
+import { QueueTimeoutError } from '../errors.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
-import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from './errors.ts';
+import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import type { BudgetLesson } from './gcra.ts';
 import { createKeyConcurrency, type KeyConcurrency } from './key-concurrency.ts';
 import { createRequestLanes, type RequestLanes, type RequestPriority } from './request-lanes.ts';

@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
 import type { Credential } from './credential.ts';
 import {
   BadRequestError,
@@ -7,11 +8,11 @@ import {
   TaskNotCancellableError,
   TaskNotFoundError,
   UnauthenticatedError,
-  UpstreamError,
+  type UpstreamError,
   UpstreamInvalidError,
   UpstreamUnavailableError,
 } from './errors.ts';
-import type { ScheduleHints } from './request-scheduler.ts';
+import { MAX_IN_FLIGHT, type ScheduleHints } from './request-scheduling.ts';
 import { validateTaskId } from './task-id.ts';
 import { type CancelOutcome, isRecord, normaliseCancel, normaliseTask, type TaskSnapshot } from './task-snapshot.ts';
 import { BoundedAnswer, quotaOf, type RawResponse, retryAfterMs, safeMessage } from './upstream-answers.ts';
@@ -63,8 +64,9 @@ export interface TasksClientOptions {
   /** The pool to send through; default: a keep-alive `Agent` owned (and closed) by the client. */
   dispatcher?: Dispatcher;
   /**
-   * Connections of the default `Agent` to the upstream. Default 128. Keep it at least the
-   * scheduler's `maxInFlight`, so that a sent request never waits for a connection inside the pool.
+   * Connections of the default `Agent` to the upstream. Default `MAX_IN_FLIGHT` (128), the request
+   * scheduler's bound: keep it at least the scheduler's `maxInFlight`, so that a sent request never
+   * waits for a connection inside the pool.
    */
   maxConnections?: number;
   /** Clock for `reset_at`. Default `Date.now`. */
@@ -73,6 +75,18 @@ export interface TasksClientOptions {
   onRequest?: (endpoint: string, outcome: string, seconds: number) => void;
   /** Told of each result link dropped because it is not an absolute http(s) URL: the task and the link's scheme. Default: nothing. */
   onDroppedUrl?: (taskId: string, scheme: string) => void;
+  /** Traces each exchange (`src/telemetry`): its headers are added to the request. Default: none, and nothing is spent on tracing. */
+  trace?: ExchangeTracer;
+}
+
+/** How an exchange is traced: begun as it is dispatched, ended with its status (null: no answer). */
+export interface ExchangeTracer {
+  /** `template` is the path with `{id}` for the task id (`/v1/tasks/{id}`); answers the headers to send with it. */
+  begin(method: string, template: string, path: string): TracedExchange;
+}
+export interface TracedExchange {
+  readonly headers: Readonly<Record<string, string>>;
+  end(status: number | null, error?: unknown): void;
 }
 
 /** Creates the undici client of the upstream Task API. */
@@ -82,10 +96,11 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     timeoutMs = 10_000, // 10 s
     maxBodyBytes = 1 << 20, // 1 MiB
     dispatcher: injected,
-    maxConnections = 128,
+    maxConnections = MAX_IN_FLIGHT,
     now = Date.now,
     onRequest,
     onDroppedUrl,
+    trace,
   } = options;
   const base = new URL(baseUrl);
   const origin = base.origin;
@@ -93,10 +108,12 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
   const dispatcher = injected ?? new Agent({ keepAliveTimeout: 30_000, connections: maxConnections, connect: { timeout: timeoutMs } });
 
   const taskPath = (id: string) => `${basePath}/tasks/${encodeURIComponent(validateTaskId(id))}`;
+  const templates = { tasks: `${basePath}/tasks`, task: `${basePath}/tasks/{id}`, cancel: `${basePath}/tasks/{id}/cancel` };
 
   /** One exchange with the upstream; rejects with the caller's reason, or an `UpstreamError`. */
   function send(
     method: 'GET' | 'POST',
+    template: string,
     path: string,
     credential: Credential,
     signal: AbortSignal | undefined,
@@ -110,6 +127,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const answer = new BoundedAnswer(maxBodyBytes, deadlineMs, signal);
     const authorization = `Bearer ${credential.apiKey}`;
+    const traced = trace?.begin(method, template, path);
     dispatcher.dispatch(
       {
         origin,
@@ -119,13 +137,23 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         bodyTimeout: deadlineMs,
         headers:
           body === undefined
-            ? { authorization, accept: 'application/json' }
-            : { authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
+            ? { ...traced?.headers, authorization, accept: 'application/json' }
+            : { ...traced?.headers, authorization, accept: 'application/json', 'content-type': 'application/json', ...headers },
         body: payload,
       },
       answer,
     );
-    return answer.promise;
+    if (!traced) return answer.promise;
+    return answer.promise.then(
+      (response) => {
+        traced.end(response.status);
+        return response;
+      },
+      (error: unknown) => {
+        traced.end(null, error);
+        throw error;
+      },
+    );
   }
 
   /** Turns a non-2xx answer into its typed error. */
@@ -170,14 +198,14 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         try {
           result = read(response);
         } catch (error) {
-          report(error instanceof UpstreamError ? error.code : 'ABORTED');
+          report(error instanceof GatewayError ? error.code : 'ABORTED');
           throw error;
         }
         report('ok');
         return result;
       },
       (error: unknown) => {
-        report(error instanceof UpstreamError ? error.code : 'ABORTED');
+        report(error instanceof GatewayError ? error.code : 'ABORTED');
         throw error;
       },
     );
@@ -192,7 +220,9 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
         // Invalid ids never count as requests.
         return Promise.reject(error);
       }
-      return finish('get', performance.now(), send('GET', path, credential, signal), (response) => taskFrom(response, credential, id));
+      return finish('get', performance.now(), send('GET', templates.task, path, credential, signal), (response) =>
+        taskFrom(response, credential, id),
+      );
     },
 
     async probe() {
@@ -218,13 +248,13 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
       if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
       if (waitSeconds > 0) headers.prefer = `wait=${waitSeconds}`;
       const body = { ...params, model, action, prompt, callback_url: callbackUrl };
-      const exchange = send('POST', `${basePath}/tasks`, credential, signal, body, headers, waitSeconds * 1000);
+      const exchange = send('POST', templates.tasks, `${basePath}/tasks`, credential, signal, body, headers, waitSeconds * 1000);
       return finish('submit', performance.now(), exchange, (response) => taskFrom(response, credential));
     },
 
     async cancelTask(id, credential, { signal } = {}) {
       const path = `${taskPath(id)}/cancel`;
-      return finish('cancel', performance.now(), send('POST', path, credential, signal), (response) => {
+      return finish('cancel', performance.now(), send('POST', templates.cancel, path, credential, signal), (response) => {
         if (response.status < 200 || response.status >= 300) throw failure(response, credential, id);
         return normaliseCancel(response.body, id);
       });

@@ -1,7 +1,9 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { Config } from '../config.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
 import type { Logger } from '../logger.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import { createExchangeTracer, traceScheduler } from '../telemetry/upstream-spans.ts';
 import { createLocalBudget } from './key-budget.ts';
 import { createRedisBudget } from './redis-budget.ts';
 import { createRequestScheduler, type RequestScheduler } from './request-scheduler.ts';
@@ -21,6 +23,8 @@ export interface UpstreamOptions {
   now?: () => number;
   /** Timers of the request scheduler. Default: Node's. */
   timers?: Scheduler;
+  /** Traces every upstream request (a client span carrying `traceparent`) and each poll (a root span). Default: none. */
+  tracer?: Tracer;
 }
 
 /** The gateway's way to the upstream: the client, and the per-key scheduler every request of a key goes through. */
@@ -40,7 +44,7 @@ export interface Upstream {
 
 /** Builds the upstream client, the keys' budget (in memory, or shared through Redis) and the request scheduler. */
 export function createUpstream(options: UpstreamOptions): Upstream {
-  const { config, upstreamUrl, metrics, logger, now = Date.now, timers } = options;
+  const { config, upstreamUrl, metrics, logger, now = Date.now, timers, tracer } = options;
   let droppedUrlLogged = false;
   const client = createTasksClient({
     baseUrl: upstreamUrl,
@@ -49,6 +53,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     maxConnections: config.maxUpstreamInFlight,
     now,
     onRequest: metrics.upstreamRequest,
+    trace: tracer ? createExchangeTracer(tracer, upstreamUrl) : undefined,
     onDroppedUrl: (taskId, scheme) => {
       if (droppedUrlLogged) return;
       droppedUrlLogged = true;
@@ -77,7 +82,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     onFailFast: metrics.failedFast,
   });
   return {
-    client: createScheduledClient(client, requestScheduler),
+    client: createScheduledClient(client, tracer ? traceScheduler(requestScheduler, tracer, now) : requestScheduler),
     requestScheduler,
     budgetShared: () => sharedBudget?.healthy() ?? true,
     start: () => budget.start(),

@@ -156,7 +156,7 @@ describe('the clients frontends use', () => {
     const shoulds = results.filter(({ name }) => name.startsWith('SHOULD'));
     expect(shoulds.length).toBeGreaterThan(0);
     const failedShoulds = shoulds.filter(({ result }) => result.status !== 'ok').map(({ name }) => name);
-    // The README states these; keep it true.
+    // docs/clients.md states these; keep it true.
     expect(failedShoulds).toEqual([]);
   });
 });

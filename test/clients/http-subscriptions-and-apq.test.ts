@@ -154,7 +154,7 @@ describe("subscriptions over HTTP multipart (Apollo's protocol) and automatic pe
       const url = new URL(`${stack.gatewayUrl}/graphql`);
       url.searchParams.set('extensions', JSON.stringify(extensions));
       if (query) url.searchParams.set('query', query);
-      return (await (await fetch(url, { headers: { accept: 'application/json' } })).json()) as any;
+      return (await (await fetch(url, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } })).json()) as any;
     };
     const unknown = await get({ persistedQuery: { version: 1, sha256Hash: sha256('query { nothing }') } });
     expect(unknown.errors[0]).toMatchObject({ message: 'PersistedQueryNotFound', extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' } });
@@ -174,7 +174,7 @@ describe("subscriptions over HTTP multipart (Apollo's protocol) and automatic pe
     const byHash = async (query: string) => {
       const url = new URL(`${stack.gatewayUrl}/graphql`);
       url.searchParams.set('extensions', JSON.stringify({ persistedQuery: { version: 1, sha256Hash: sha256(query) } }));
-      return (await (await fetch(url)).json()) as any;
+      return (await (await fetch(url, { headers: { 'apollo-require-preflight': 'true' } })).json()) as any;
     };
     const queries = Array.from({ length: 1_100 }, (_, i) => `query Overflow${i} { __typename }`);
     for (const query of queries) expect((await register(query)).data).toEqual({ __typename: 'Query' });

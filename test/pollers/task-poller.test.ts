@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PollTimeoutError, TooManySubscriptionsError } from '../../src/errors.ts';
 import { createTaskPoller, type TaskPoller } from '../../src/pollers/task-poller.ts';
 import type { TaskEvent } from '../../src/pollers/task-sink.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
-import { PollTimeoutError, TaskNotFoundError, TooManySubscriptionsError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { TaskNotFoundError, UnauthenticatedError } from '../../src/upstream/errors.ts';
 import { createLocalBudget } from '../../src/upstream/key-budget.ts';
 import { createRequestScheduler } from '../../src/upstream/request-scheduler.ts';
 import { createScheduledClient } from '../../src/upstream/scheduled-client.ts';

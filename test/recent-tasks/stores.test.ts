@@ -114,6 +114,17 @@ describe('the bounds of the stores', () => {
     expect((await store.page('key-999', 1, null)).entries).toHaveLength(1);
   });
 
+  it('the memory store forgets the key used longest ago, not the one recorded first', async () => {
+    const store = createMemoryRecentTasks({ maxKeys: 3 });
+    const record = (keyHash: string) => store.record(keyHash, { taskId: 'task-1', submittedAt: Date.now(), preConsumedCost: null });
+    for (const keyHash of ['first', 'second', 'third']) await record(keyHash);
+    await store.page('first', 1, null);
+    await record('fourth');
+    expect((await store.page('first', 1, null)).entries).toHaveLength(1);
+    expect((await store.page('second', 1, null)).entries).toEqual([]);
+    expect(store.size()).toBe(3);
+  });
+
   it('the Redis store sets its keys to expire 72 h after the last submission, and holds no API key', async () => {
     const prefix = `test-recent-${randomUUID()}`;
     const store = createRedisRecentTasks({ url: inject('redisUrl'), prefix });

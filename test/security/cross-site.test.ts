@@ -101,7 +101,9 @@ describe('cross-site requests with CORS_ORIGINS', () => {
 
   it('marks every answer as varying by Origin, so that no shared cache hands one origin’s answer to another', async () => {
     for (const origin of ['https://app.example', 'https://evil.example']) {
-      const response = await fetch(`${stack.gatewayUrl}/graphql?query=${encodeURIComponent('{ __typename }')}`, { headers: { origin } });
+      const response = await fetch(`${stack.gatewayUrl}/graphql?query=${encodeURIComponent('{ __typename }')}`, {
+        headers: { origin, 'apollo-require-preflight': 'true' },
+      });
       expect(response.status).toBe(200);
       expect(response.headers.get('vary')?.split(/\s*,\s*/)).toContain('Origin');
     }

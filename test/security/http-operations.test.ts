@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TOKENS } from '../../src/graphql/document-cache.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 import { connectWs } from '../helpers/ws-client.ts';
 
@@ -17,10 +18,10 @@ describe('operations over HTTP', () => {
     await stack.stop();
   });
 
-  it('refuses an operation of more than 10 000 tokens as a syntax error, as over WebSocket', async () => {
-    const { errors, data } = await stack.gql(`{ ${'__typename '.repeat(10_001)}}`);
+  it('refuses an operation of more than MAX_TOKENS tokens as a syntax error, as over WebSocket', async () => {
+    const { errors, data } = await stack.gql(`{ ${'__typename '.repeat(MAX_TOKENS + 1)}}`);
     expect(data).toBeUndefined();
-    expect(errors?.[0]?.message).toMatch(/more th\w+ 10000 tokens/);
+    expect(errors?.[0]?.message).toMatch(new RegExp(`more th\\w+ ${MAX_TOKENS} tokens`));
   });
 
   it('still points validation errors at their place in the text', async () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { QueueTimeoutError } from '../../src/errors.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
-import { QueueTimeoutError, RateLimitedError, UnauthenticatedError } from '../../src/upstream/errors.ts';
+import { RateLimitedError, UnauthenticatedError } from '../../src/upstream/errors.ts';
 import { createLocalBudget, type KeyBudget } from '../../src/upstream/key-budget.ts';
 import { createRequestScheduler, type RequestScheduler, type RequestSchedulerOptions } from '../../src/upstream/request-scheduler.ts';
 import { createScheduledClient } from '../../src/upstream/scheduled-client.ts';

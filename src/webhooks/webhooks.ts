@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createLruMap } from './lib/lru-map.ts';
-import { sendJson } from './lib/send-json.ts';
-import { sha256 } from './lib/sha256.ts';
-import type { LoopCoordinator } from './pollers/loop-coordinator.ts';
-import type { TaskPoller } from './pollers/task-poller.ts';
-import type { Credential } from './upstream/credential.ts';
+import { sendJson } from '../lib/send-json.ts';
+import type { TaskPoller } from '../pollers/task-poller.ts';
+import type { Credential } from '../upstream/credential.ts';
+import type { CallbackTokenStore } from './callback-tokens.ts';
 
 /** Where webhooks arrive: `POST <PUBLIC_URL>/webhooks/tasks/<token>`. */
 export const WEBHOOK_PATH = '/webhooks/tasks/';
@@ -14,15 +12,10 @@ export interface WebhooksOptions {
   /** The gateway's public base URL (`PUBLIC_URL`, no trailing slash); null: no callbacks are asked for. */
   publicUrl: string | null;
   poller: Pick<TaskPoller, 'nudge' | 'nudgeKey' | 'read'>;
-  /** How replicas share what a token names; the local one shares nothing. */
-  coordinator: Pick<LoopCoordinator, 'rememberCallback' | 'findCallback'>;
-  /** Most tokens remembered in this process; the oldest goes first. Default 100 000. */
-  maxTokens?: number;
-  /** How long a token stays valid after it is issued. Default 86 400 000 ms (24 h, the upstream's idempotency window). */
-  ttlMs?: number;
+  /** Where the tokens are kept (and, with Redis, shared with the other replicas). */
+  tokens: Pick<CallbackTokenStore, 'issue' | 'find'>;
   /** Largest webhook body read; the body is never believed, only drained. Default 65 536 bytes. */
   maxBodyBytes?: number;
-  now?: () => number;
 }
 
 /** A `callback_url` issued for one submission, to be tied to the task id the upstream answers. */
@@ -38,7 +31,7 @@ export interface PreparedCallback {
  * task with the key that submitted it. The callback itself is a hint: its body
  * is never believed; the handler answers `202` at once, re-reads the task and
  * fans the change out. Behind a load balancer the callback may reach another
- * replica: it finds the loop through the coordinator by the token's hash.
+ * replica: it finds the loop through the token store.
  */
 export interface Webhooks {
   /** A `callback_url` for a task about to be submitted with `credential`; null when `PUBLIC_URL` is unset. */
@@ -47,47 +40,20 @@ export interface Webhooks {
   handle(request: IncomingMessage, response: ServerResponse, token: string): Promise<void>;
 }
 
-interface TokenEntry {
-  credential: Credential;
-  taskId: string | null;
-  expiresAt: number;
-}
-
 export function createWebhooks(options: WebhooksOptions): Webhooks {
   const {
     publicUrl,
     poller,
-    coordinator,
-    maxTokens = 100_000,
-    ttlMs = 86_400_000, // 24 h
+    tokens,
     maxBodyBytes = 64 * 1024, // 64 KiB
-    now = Date.now,
   } = options;
-  const tokens = createLruMap<string, TokenEntry>({ maxEntries: maxTokens });
-
-  function resolve(token: string): { credential: Credential; taskId: string } | undefined {
-    const entry = tokens.get(token);
-    if (!entry || entry.taskId === null) return undefined;
-    if (entry.expiresAt <= now()) {
-      tokens.delete(token);
-      return undefined;
-    }
-    return { credential: entry.credential, taskId: entry.taskId };
-  }
 
   return {
     prepare(credential) {
       if (publicUrl === null) return null;
       const token = randomBytes(24).toString('base64url');
-      const entry: TokenEntry = { credential, taskId: null, expiresAt: now() + ttlMs };
-      tokens.set(token, entry);
-      return {
-        url: `${publicUrl}${WEBHOOK_PATH}${token}`,
-        bind(taskId) {
-          entry.taskId = taskId;
-          coordinator.rememberCallback(sha256(token), `${credential.hash}:${taskId}`, ttlMs);
-        },
-      };
+      const { bind } = tokens.issue(token, credential);
+      return { url: `${publicUrl}${WEBHOOK_PATH}${token}`, bind };
     },
 
     async handle(request, response, token) {
@@ -95,14 +61,13 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
         response.writeHead(405, { allow: 'POST' }).end();
         return;
       }
-      const wellFormed = /^[\w-]{16,64}$/.test(token);
-      const target = wellFormed ? resolve(token) : undefined;
-      const elsewhere = !target && wellFormed ? await coordinator.findCallback(sha256(token)) : null;
+      const target = /^[\w-]{16,64}$/.test(token) ? await tokens.find(token) : null;
       await dropBody(request, response, maxBodyBytes);
-      if (!target && !elsewhere) return sendJson(response, 404, { error: 'unknown callback token' });
+      if (!target) return sendJson(response, 404, { error: 'unknown callback token' });
       sendJson(response, 202, { accepted: true });
-      if (!target) {
-        poller.nudgeKey(elsewhere!);
+      if ('loopKey' in target) {
+        // Issued by another replica: the loop is nudged wherever it runs.
+        poller.nudgeKey(target.loopKey);
         return;
       }
       if (!poller.nudge(target.credential, target.taskId)) {

@@ -1,0 +1,206 @@
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
+import { type Spawned, spawnEntry } from '../helpers/spawn.ts';
+import { freePort } from '../helpers/stack.ts';
+import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
+
+const CLIENT_KEY = 'sk-client-secret-traced-0123';
+const SERVER_KEY = 'sk-server-secret-traced-4567';
+const SPAN_KIND_SERVER = 2;
+const SPAN_KIND_CLIENT = 3;
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+const traceparent = (traceId: string, spanId: string) => `00-${traceId}-${spanId}-01`;
+
+function task(id: string, status: string, extra: Record<string, unknown> = {}) {
+  return {
+    task_id: id,
+    status,
+    model: 'm',
+    action: 'generate',
+    progress: status === 'completed' ? 100 : 40,
+    created_at: 1_720_000_000,
+    ...extra,
+  };
+}
+
+/** Starts the gateway as `npm start` would, exporting traces to `receiver` with `protocol`. */
+async function startTracedGateway(upstream: StandIn, receiver: OtlpReceiver, protocol: string): Promise<{ url: string; process: Spawned }> {
+  const port = await freePort();
+  const process = spawnEntry('src/main.ts', [], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    UPSTREAM_URL: upstream.url,
+    UPSTREAM_API_KEY: SERVER_KEY,
+    POLL_INTERVAL_MS: '50',
+    POLL_MAX_INTERVAL_MS: '100',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+    OTEL_SERVICE_NAME: 'gateway-under-test',
+  });
+  // Liveness only: a busy machine can take a while to start a process through tsx.
+  await process.waitFor(/task-gateway listening/, 45_000);
+  return { url: `http://127.0.0.1:${port}`, process };
+}
+
+describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () => {
+  let receiver: OtlpReceiver;
+  let upstream: StandIn;
+  let gateway: { url: string; process: Spawned };
+  const livePolls = new Map<string, number>();
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    upstream = await startStandIn((request, response) => {
+      const id = decodeURIComponent(request.url.split('/').pop() ?? '');
+      if (id === 'task-done') {
+        // One result link that is not http(s): the gateway drops it and logs a warning, during the operation.
+        return json(response, 200, task(id, 'completed', { result: { images: [{ url: ['ftp://example.com/a.png'] }] } }));
+      }
+      // Live tasks run for three reads, then complete.
+      const reads = (livePolls.get(id) ?? 0) + 1;
+      livePolls.set(id, reads);
+      return json(response, 200, reads < 3 ? task(id, 'processing') : task(id, 'completed', { result: { images: [] } }));
+    });
+    gateway = await startTracedGateway(upstream, receiver, 'http/json');
+  }, 60_000);
+  afterAll(async () => {
+    await gateway?.process.stop();
+  });
+
+  it("continues the client's trace: the operation's span, its upstream child, and traceparent sent upstream", async () => {
+    const traceId = hex(16);
+    const clientSpanId = hex(8);
+    const answer = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${CLIENT_KEY}`,
+        traceparent: traceparent(traceId, clientSpanId),
+      },
+      body: JSON.stringify({ query: 'query Task($id: ID!) { task(id: $id) { __typename } }', variables: { id: 'task-done' } }),
+    });
+    expect(await answer.json()).toEqual({ data: { task: { __typename: 'CompletedTask' } } });
+
+    const spans = await receiver.until((all) => all.some((s) => s.traceId === traceId && s.kind === SPAN_KIND_CLIENT));
+    const operation = spans.find((s) => s.traceId === traceId && s.name === 'query Task')!;
+    expect(operation).toMatchObject({
+      parentSpanId: clientSpanId,
+      kind: SPAN_KIND_SERVER,
+      attributes: { 'graphql.operation.type': 'query', 'graphql.operation.name': 'Task' },
+    });
+    const request = spans.find((s) => s.traceId === traceId && s.kind === SPAN_KIND_CLIENT)!;
+    expect(request).toMatchObject({
+      name: 'GET /v1/tasks/{id}',
+      parentSpanId: operation.spanId,
+      attributes: { 'http.request.method': 'GET', 'url.template': '/v1/tasks/{id}', 'http.response.status_code': 200 },
+    });
+    expect(request.attributes['task_gateway.scheduler.wait_ms']).toBeGreaterThanOrEqual(0);
+
+    const received = upstream.requests.filter((r) => r.headers.traceparent?.includes(traceId));
+    expect(received.map((r) => r.headers.traceparent)).toEqual([traceparent(traceId, request.spanId)]);
+
+    // The warning about the dropped link was written during the operation: it carries its ids.
+    const line = (await gateway.process.waitFor(new RegExp(`\\{[^\\n]*"trace_id":"${traceId}"[^\\n]*\\}`)))[0];
+    expect(JSON.parse(line)).toMatchObject({
+      trace_id: traceId,
+      span_id: operation.spanId,
+      msg: expect.stringMatching(/dropped a result link/),
+    });
+  });
+
+  it('makes each poll a root span of its own, linked to the subscription that started the loop', async () => {
+    const traceId = hex(16);
+    const answer = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', traceparent: traceparent(traceId, hex(8)) },
+      body: JSON.stringify({
+        query: 'subscription Watch($id: ID!) { taskUpdated(id: $id) { __typename } }',
+        variables: { id: 'task-live-sse' },
+      }),
+    });
+    const stream = await answer.text();
+    expect(stream).toContain('CompletedTask');
+    expect(stream).toContain('event: complete');
+
+    const spans = await receiver.until((all) => {
+      const subscription = all.find((s) => s.traceId === traceId && s.name === 'subscription Watch');
+      return subscription !== undefined && all.filter((s) => s.links.some((l) => l.spanId === subscription.spanId)).length >= 2;
+    });
+    const subscription = spans.find((s) => s.traceId === traceId && s.name === 'subscription Watch')!;
+    const polls = spans.filter((s) => s.name === 'task poll' && s.links.some((l) => l.spanId === subscription.spanId));
+    for (const poll of polls) {
+      expect(poll.parentSpanId).toBe('');
+      expect(poll.traceId).not.toBe(traceId);
+      expect(poll.links).toEqual([{ traceId, spanId: subscription.spanId }]);
+    }
+    // Each poll's upstream request is its child, in the poll's own trace.
+    const pollTraces = new Set(polls.map((poll) => poll.traceId));
+    await receiver.until((all) => all.filter((s) => s.kind === SPAN_KIND_CLIENT && pollTraces.has(s.traceId)).length >= polls.length);
+    for (const poll of polls) {
+      const child = receiver.spans.find((s) => s.kind === SPAN_KIND_CLIENT && s.parentSpanId === poll.spanId);
+      expect(child?.traceId).toBe(poll.traceId);
+    }
+  });
+
+  it("continues a WebSocket operation's trace from the subscribe message's extensions", async () => {
+    const traceId = hex(16);
+    const clientSpanId = hex(8);
+    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const result = await new Promise((resolve, reject) => {
+        client.subscribe(
+          {
+            query: 'query OverSocket($id: ID!) { task(id: $id) { __typename } }',
+            variables: { id: 'task-done' },
+            extensions: { traceparent: traceparent(traceId, clientSpanId) },
+          },
+          { next: resolve, error: reject, complete: () => undefined },
+        );
+      });
+      expect(result).toEqual({ data: { task: { __typename: 'CompletedTask' } } });
+    } finally {
+      await client.dispose();
+    }
+    const spans = await receiver.until((all) => all.some((s) => s.traceId === traceId && s.name === 'query OverSocket'));
+    expect(spans.find((s) => s.traceId === traceId && s.name === 'query OverSocket')?.parentSpanId).toBe(clientSpanId);
+  });
+
+  it('puts no key, token or variable in any span', async () => {
+    await receiver.until((all) => all.length > 0);
+    const exported = receiver.bodies.map((b) => b.body.toString()).join('\n');
+    expect(exported).toContain('gateway-under-test');
+    for (const secret of [CLIENT_KEY, SERVER_KEY, 'task-done', 'task-live-sse', 'Bearer']) expect(exported).not.toContain(secret);
+  });
+});
+
+describe('OTLP/HTTP with protobuf, the default encoding', () => {
+  it('exports spans as application/x-protobuf carrying the trace id of the operation', { timeout: 60_000 }, async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startStandIn((_request, response) => json(response, 200, task('task-proto', 'completed', { result: {} })));
+    const gateway = await startTracedGateway(upstream, receiver, 'http/protobuf');
+    try {
+      const traceId = hex(16);
+      const answer = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: traceparent(traceId, hex(8)) },
+        body: JSON.stringify({ query: '{ task(id: "task-proto") { __typename } }' }),
+      });
+      expect(answer.status).toBe(200);
+      const traceBytes = Buffer.from(traceId, 'hex');
+      const deadline = Date.now() + 10_000;
+      while (!receiver.bodies.some((b) => b.body.includes(traceBytes)) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      const body = receiver.bodies.find((b) => b.body.includes(traceBytes));
+      expect(body?.contentType).toBe('application/x-protobuf');
+      expect(upstream.requests[0]?.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    } finally {
+      await gateway.process.stop();
+    }
+  });
+});
