@@ -59,6 +59,11 @@ process.on('message', async (command: Command) => {
             socket.once('message', () => {
               socket.on('message', (data) => {
                 const text = data.toString();
+                // A refused watch never primes: say why and stop, rather than leave the bench waiting.
+                if (text.includes('"type":"error"')) {
+                  console.error(`a watch was refused: ${text.slice(0, 300)}`);
+                  process.exit(1);
+                }
                 if (!text.includes('"type":"next"')) return;
                 const id = text.slice(7, text.indexOf('"', 7));
                 if (!seen.has(id)) {

@@ -39,14 +39,21 @@ export function forkChild(file: string, env: Record<string, string> = {}): Child
   });
   const reap = () => child.kill('SIGKILL');
   process.once('exit', reap);
+  // A child that exits before it answers fails the bench rather than leaving it waiting forever.
   const next = <T>(answer: string) =>
-    new Promise<T>((resolve) => {
+    new Promise<T>((resolve, reject) => {
       const listener = (message: any) => {
         if (message?.type !== answer) return;
         child.off('message', listener);
+        child.off('exit', exited);
         resolve(message);
       };
+      const exited = (code: number | null) => {
+        child.off('message', listener);
+        reject(new Error(`${file} exited (${code}) before it answered ${answer}`));
+      };
       child.on('message', listener);
+      child.once('exit', exited);
     });
   return {
     process: child,

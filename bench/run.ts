@@ -27,7 +27,7 @@
  * 11. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
  *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]`, `-- quota [budget|latency]`, `-- tracing` and `-- auth [http|memory]` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota [budget|latency]`, `-- tracing [http|polls]` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */
@@ -357,7 +357,7 @@ if (!only || only === 'quota') {
   }
   if (part !== 'budget') await quotaLatency((detail) => heading('quota', detail), Number(process.argv[4]) || undefined);
 }
-if (!only || only === 'tracing') await tracing(() => heading('tracing'));
+if (!only || only === 'tracing') await tracing(() => heading('tracing'), process.argv[3]);
 if (!only || only === 'auth') await auth(() => heading('auth'), process.argv[3]);
 // Whatever a section left running (a child, a server, a Redis client) goes now.
 await disposeLeftovers('file');

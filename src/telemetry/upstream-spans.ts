@@ -1,10 +1,11 @@
 import {
-  type Context,
+  type Attributes,
   context,
   createContextKey,
   propagation,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   type Tracer,
@@ -13,12 +14,25 @@ import {
 import type { RequestScheduler } from '../upstream/request-scheduler.ts';
 import type { ExchangeTracer, TracedExchange } from '../upstream/tasks-client.ts';
 
-/** What the scheduler tells the exchange about the request it sends: ms it waited, and how many sends came before. */
+/**
+ * What the scheduler tells the exchange about the request it sends: ms it
+ * waited, how many sends came before, and for a poll the operation that
+ * started its loop (a poll's span is a root linked to it, never its child).
+ */
 interface Scheduled {
   readonly waitedMs: number;
   readonly resendCount: number;
+  readonly poll?: { readonly origin: SpanContext | undefined };
 }
 const scheduledKey = createContextKey('task-gateway.scheduled');
+
+/**
+ * A poll's scheduling, handed to the exchange without the context manager:
+ * the client begins its exchange synchronously inside `send`, so a value set
+ * around that call reaches it, and a poll (most of what the gateway sends)
+ * pays for no context switch.
+ */
+let sendingPoll: Scheduled | undefined;
 
 /** Where an attribute of ours goes: beside the conventions' own names, under the service's namespace. */
 const WAITED_ATTRIBUTE = 'task_gateway.scheduler.wait_ms';
@@ -35,21 +49,23 @@ export function createExchangeTracer(tracer: Tracer, baseUrl: string): ExchangeT
   const serverPort = Number(base.port || (base.protocol === 'https:' ? 443 : 80));
   return {
     begin(method, template) {
-      const parent = context.active();
-      const scheduled = parent.getValue(scheduledKey) as Scheduled | undefined;
+      const poll = sendingPoll;
+      const parent = poll ? ROOT_CONTEXT : context.active();
+      const scheduled = poll ?? (parent.getValue(scheduledKey) as Scheduled | undefined);
+      const origin = poll?.poll?.origin;
+      const attributes: Attributes = {
+        'http.request.method': method,
+        'url.template': template,
+        'server.address': serverAddress,
+        'server.port': serverPort,
+      };
+      if (scheduled) {
+        attributes[WAITED_ATTRIBUTE] = scheduled.waitedMs;
+        if (scheduled.resendCount > 0) attributes['http.request.resend_count'] = scheduled.resendCount;
+      }
       const span = tracer.startSpan(
         `${method} ${template}`,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            'http.request.method': method,
-            'url.template': template,
-            'server.address': serverAddress,
-            'server.port': serverPort,
-            ...(scheduled ? { [WAITED_ATTRIBUTE]: scheduled.waitedMs } : {}),
-            ...(scheduled && scheduled.resendCount > 0 ? { 'http.request.resend_count': scheduled.resendCount } : {}),
-          },
-        },
+        { kind: SpanKind.CLIENT, root: poll !== undefined, links: origin ? [{ context: origin }] : undefined, attributes },
         parent,
       );
       const headers: Record<string, string> = {};
@@ -80,50 +96,40 @@ function exchange(span: Span, headers: Record<string, string>): TracedExchange {
 /**
  * The request scheduler with the caller's trace context carried across the
  * key's queue, which may send a request from another request's turn. Reads and
- * writes made for an operation become its children; each poll is a root span
- * of its own (`task poll`), sampled on its own and linked to the operation
+ * writes made for an operation become its children. A poll's upstream request
+ * is a root span of its own, sampled on its own and linked to the operation
  * that started the loop, so that a long watch never grows one trace per
- * watcher or per interval.
+ * watcher or per interval; polls skip the context manager altogether.
  */
-export function traceScheduler(scheduler: RequestScheduler, tracer: Tracer, now: () => number): RequestScheduler {
+export function traceScheduler(scheduler: RequestScheduler, now: () => number): RequestScheduler {
   return {
     ...scheduler,
     run(keyHash, send, hints) {
       const queuedAt = now();
       const caller = context.active();
-      let poll: Span | null = null;
-      let parent: Context = caller;
-      if (hints?.priority === 'poll') {
-        const origin = trace.getSpanContext(caller);
-        poll = tracer.startSpan(
-          'task poll',
-          { kind: SpanKind.INTERNAL, root: true, links: origin ? [{ context: origin }] : [] },
-          ROOT_CONTEXT,
-        );
-        parent = trace.setSpan(ROOT_CONTEXT, poll);
-      }
       let sends = 0;
-      const sent = scheduler.run(
+      if (hints?.priority === 'poll') {
+        const poll = { origin: trace.getSpanContext(caller) };
+        return scheduler.run(
+          keyHash,
+          (signal) => {
+            sendingPoll = { waitedMs: now() - queuedAt, resendCount: sends++, poll };
+            try {
+              return send(signal);
+            } finally {
+              sendingPoll = undefined;
+            }
+          },
+          hints,
+        );
+      }
+      return scheduler.run(
         keyHash,
         (signal) => {
           const scheduled: Scheduled = { waitedMs: now() - queuedAt, resendCount: sends++ };
-          return context.with(parent.setValue(scheduledKey, scheduled), send, undefined, signal);
+          return context.with(caller.setValue(scheduledKey, scheduled), send, undefined, signal);
         },
         hints,
-      );
-      if (!poll) return sent;
-      const span = poll;
-      return sent.then(
-        (value) => {
-          span.end();
-          return value;
-        },
-        (error: unknown) => {
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          span.setAttribute('error.type', error instanceof Error ? error.name : 'aborted');
-          span.end();
-          throw error;
-        },
       );
     },
   };

@@ -82,7 +82,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     onFailFast: metrics.failedFast,
   });
   return {
-    client: createScheduledClient(client, tracer ? traceScheduler(requestScheduler, tracer, now) : requestScheduler),
+    client: createScheduledClient(client, tracer ? traceScheduler(requestScheduler, now) : requestScheduler),
     requestScheduler,
     budgetShared: () => sharedBudget?.healthy() ?? true,
     start: () => budget.start(),
