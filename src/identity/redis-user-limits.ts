@@ -8,6 +8,7 @@ import {
   MINUTE_MS,
   nextUtcDay,
   PENDING_TTL_MS,
+  SPEND_PENDING_RETRY_MS,
   type UserLimitSettings,
   type UserLimits,
   UserLimitsUnavailableError,
@@ -16,9 +17,10 @@ import {
 /**
  * Drops what time retired from the active set (pending tickets `~…` past
  * ARGV[6], tasks past ARGV[9], with their costs) and the submit log, checks each
- * limit in turn (-1: off), and when all pass adds the ticket to both.
- * KEYS: active set (score: ms placed), costs hash, submit log, today's spend.
- * ARGV: now, ticket, max active, per minute, daily spend, pending ttl, day end, key ttl, active ttl.
+ * limit in turn (-1: off; spend as `spendRefusal` does), and when all pass adds
+ * the ticket to both.
+ * KEYS: active set (score: ms placed), costs hash, submit log, today's spend, today's most expensive task.
+ * ARGV: now, ticket, max active, per minute, daily spend, pending ttl, day end, key ttl, active ttl, pending retry ms.
  */
 const ADMIT = `
 local now = tonumber(ARGV[1])
@@ -39,8 +41,17 @@ if perMinute >= 0 then
     return {'SUBMITS_PER_MINUTE', tostring(resets - now), tostring(resets)}
   end
 end
-if daily >= 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= daily then
-  return {'DAILY_SPEND', tostring(tonumber(ARGV[7]) - now), ARGV[7]}
+if daily >= 0 then
+  local spent = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if spent >= daily then return {'DAILY_SPEND', tostring(tonumber(ARGV[7]) - now), ARGV[7]} end
+  local pending = 0
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    if string.sub(member, 1, 1) == '~' then pending = pending + 1 end
+  end
+  local most = tonumber(redis.call('GET', KEYS[5]) or '0')
+  if pending > 0 and (most <= 0 or spent + pending * most >= daily) then
+    return {'DAILY_SPEND', ARGV[10], tostring(now + tonumber(ARGV[10]))}
+  end
 end
 redis.call('ZADD', KEYS[1], now, '~' .. ARGV[2])
 redis.call('ZADD', KEYS[3], now, ARGV[2])
@@ -49,9 +60,11 @@ return {}`;
 
 /**
  * The ticket's place becomes the task's (unless the task is already counted:
- * an idempotent resubmit), its cost is added to today's spend, and without an
- * active limit the set keeps only the newest ARGV[6] tasks.
- * KEYS: active set, costs hash, today's spend. ARGV: ticket, task id, cost, now, key ttl, max tracked.
+ * an idempotent resubmit), its cost is added to today's spend (and is today's
+ * most expensive when it is), and without an active limit the set keeps only
+ * the newest ARGV[6] tasks.
+ * KEYS: active set, costs hash, today's spend, today's most expensive task.
+ * ARGV: ticket, task id, cost, now, key ttl, max tracked.
  */
 const ACCEPTED = `
 redis.call('ZREM', KEYS[1], '~' .. ARGV[1])
@@ -61,6 +74,9 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 if tonumber(ARGV[3]) > 0 then
   redis.call('INCRBYFLOAT', KEYS[3], ARGV[3])
   redis.call('PEXPIRE', KEYS[3], ${2 * DAY_MS})
+  if tonumber(ARGV[3]) > tonumber(redis.call('GET', KEYS[4]) or '0') then
+    redis.call('SET', KEYS[4], ARGV[3], 'PX', ${2 * DAY_MS})
+  end
 end
 local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
 if excess > 0 then
@@ -124,8 +140,8 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 1_000),
   }) as Redis & LimitCommands;
   redis.on('error', () => undefined);
-  redis.defineCommand('admitSubmit', { numberOfKeys: 4, lua: ADMIT });
-  redis.defineCommand('acceptedSubmit', { numberOfKeys: 3, lua: ACCEPTED });
+  redis.defineCommand('admitSubmit', { numberOfKeys: 5, lua: ADMIT });
+  redis.defineCommand('acceptedSubmit', { numberOfKeys: 4, lua: ACCEPTED });
   redis.defineCommand('endedTask', { numberOfKeys: 3, lua: ENDED });
   const keys = (ownerHash: string, at: number) => {
     const base = `${prefix}:user:{${ownerHash}}`;
@@ -134,6 +150,7 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
       costs: `${base}:costs`,
       submits: `${base}:submits`,
       spend: `${base}:spend:${Math.floor(at / DAY_MS)}`,
+      most: `${base}:most:${Math.floor(at / DAY_MS)}`,
     };
   };
   const off = (value: number | null) => value ?? -1;
@@ -158,6 +175,7 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
           k.costs,
           k.submits,
           k.spend,
+          k.most,
           at,
           ticket,
           off(settings.maxActiveTasks),
@@ -167,6 +185,7 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
           nextUtcDay(at),
           ACTIVE_TTL_MS,
           ACTIVE_TTL_MS,
+          SPEND_PENDING_RETRY_MS,
         ),
       );
       if (limit === undefined) return null;
@@ -180,7 +199,7 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
       const at = now();
       const k = keys(ownerHash, at);
       const tracked = settings.maxActiveTasks === null ? MAX_TRACKED_TASKS : Number.MAX_SAFE_INTEGER;
-      await run(() => redis.acceptedSubmit(k.active, k.costs, k.spend, ticket, taskId, cost ?? 0, at, ACTIVE_TTL_MS, tracked));
+      await run(() => redis.acceptedSubmit(k.active, k.costs, k.spend, k.most, ticket, taskId, cost ?? 0, at, ACTIVE_TTL_MS, tracked));
     },
     async release(ownerHash, ticket) {
       await run(() => redis.zrem(keys(ownerHash, 0).active, `~${ticket}`));

@@ -7,7 +7,11 @@ import { createLruMap } from '../lib/lru-map.ts';
  * day (the `preConsumedCost` of each accepted submit, given back when the task
  * is cancelled or fails). A submit is refused when the user is already at a
  * limit; so the last accepted task may take the user's spend past
- * `dailySpend` (its cost is known only once the upstream answers).
+ * `dailySpend` (its cost is known only once the upstream answers). Submits in
+ * flight are not free meanwhile: each counts as the user's most expensive task
+ * of the day, and before the day has one, a user has one submit in flight at
+ * a time (`SPEND_PENDING_RETRY_MS`), so that concurrent submits cannot all
+ * pass below the limit.
  */
 export interface UserLimitSettings {
   /** `USER_MAX_ACTIVE_TASKS`: unfinished tasks one user may have; null: off. */
@@ -73,6 +77,8 @@ export const DAY_MS = 86_400_000;
 export const PENDING_TTL_MS = 300_000;
 /** An active task not seen to end is dropped after this, in ms (7 days, as its owner record). */
 export const ACTIVE_TTL_MS = 7 * DAY_MS;
+/** A submit refused for spend while the user's others are in flight may try again after this, in ms: 1 s. */
+export const SPEND_PENDING_RETRY_MS = 1_000;
 /** Active tasks remembered per user when `USER_MAX_ACTIVE_TASKS` is off (for spend refunds); the oldest go first. */
 export const MAX_TRACKED_TASKS = 1_000;
 
@@ -94,6 +100,21 @@ interface UserState {
   submits: number[];
   day: number;
   spent: number;
+  /** The most expensive task accepted today: what each submit in flight counts as. */
+  most: number;
+}
+
+/**
+ * The spend rule of both stores: at or over the limit until the next UTC day;
+ * or, with submits in flight, past it once each counts as the day's most
+ * expensive task (before the day has one, any submit in flight), for a moment.
+ */
+export function spendRefusal(limit: number, spent: number, pending: number, most: number, at: number): LimitRefusal | null {
+  if (spent >= limit) return { limit: LimitName.DAILY_SPEND, retryAfterMs: nextUtcDay(at) - at, resetsAt: nextUtcDay(at) };
+  if (pending > 0 && (most <= 0 || spent + pending * most >= limit)) {
+    return { limit: LimitName.DAILY_SPEND, retryAfterMs: SPEND_PENDING_RETRY_MS, resetsAt: at + SPEND_PENDING_RETRY_MS };
+  }
+  return null;
 }
 
 /** The single-process store: the same rules as the Redis one, for this process only. */
@@ -107,7 +128,7 @@ export function createMemoryUserLimits(options: MemoryUserLimitsOptions): UserLi
     const at = now();
     let state = users.get(ownerHash);
     if (!state) {
-      state = { active: new Map(), submits: [], day: Math.floor(at / DAY_MS), spent: 0 };
+      state = { active: new Map(), submits: [], day: Math.floor(at / DAY_MS), spent: 0, most: 0 };
       users.set(ownerHash, state);
     }
     for (const [member, entry] of state.active) {
@@ -117,6 +138,7 @@ export function createMemoryUserLimits(options: MemoryUserLimitsOptions): UserLi
     if (state.day !== Math.floor(at / DAY_MS)) {
       state.day = Math.floor(at / DAY_MS);
       state.spent = 0;
+      state.most = 0;
     }
     return state;
   }
@@ -132,8 +154,11 @@ export function createMemoryUserLimits(options: MemoryUserLimitsOptions): UserLi
         const resetsAt = state.submits[state.submits.length - submitsPerMinute]! + MINUTE_MS;
         return { limit: LimitName.SUBMITS_PER_MINUTE, retryAfterMs: resetsAt - at, resetsAt };
       }
-      if (dailySpend !== null && state.spent >= dailySpend) {
-        return { limit: LimitName.DAILY_SPEND, retryAfterMs: nextUtcDay(at) - at, resetsAt: nextUtcDay(at) };
+      if (dailySpend !== null) {
+        let pending = 0;
+        for (const member of state.active.keys()) if (member.startsWith('~')) pending++;
+        const refusal = spendRefusal(dailySpend, state.spent, pending, state.most, at);
+        if (refusal) return refusal;
       }
       state.active.set(`~${ticket}`, { at, cost: 0 });
       state.submits.push(at);
@@ -150,6 +175,7 @@ export function createMemoryUserLimits(options: MemoryUserLimitsOptions): UserLi
         state.active.delete(state.active.keys().next().value as string);
       }
       state.spent += cost ?? 0;
+      state.most = Math.max(state.most, cost ?? 0);
     },
     async release(ownerHash, ticket) {
       stateOf(ownerHash).active.delete(`~${ticket}`);

@@ -1,4 +1,4 @@
-import { LimitName, type LimitRefusal } from '../identity/user-limits.ts';
+import { LimitName, type LimitRefusal, SPEND_PENDING_RETRY_MS } from '../identity/user-limits.ts';
 import type { TaskSnapshot } from '../upstream/task-snapshot.ts';
 import { builder } from './builder.ts';
 import {
@@ -45,7 +45,10 @@ const messages: Record<LimitName, (refusal: LimitRefusal) => string> = {
   ACTIVE_TASKS: () => 'You have as many unfinished tasks as allowed (USER_MAX_ACTIVE_TASKS): submit again when one ends.',
   SUBMITS_PER_MINUTE: (refusal) =>
     `You submitted as many tasks in the last minute as allowed (USER_SUBMITS_PER_MINUTE): try again in ${Math.ceil((refusal.retryAfterMs ?? 0) / 1000)} s.`,
-  DAILY_SPEND: () => "You reached today's spending limit (USER_DAILY_SPEND): it resets at midnight UTC.",
+  DAILY_SPEND: (refusal) =>
+    refusal.retryAfterMs !== null && refusal.retryAfterMs <= SPEND_PENDING_RETRY_MS
+      ? "Your submits still waiting for the upstream's answer could take you to today's spending limit (USER_DAILY_SPEND): try again in 1 s."
+      : "You reached today's spending limit (USER_DAILY_SPEND): it resets at midnight UTC.",
 };
 
 /** The `SubmitLimitError` answered for a refusal. */

@@ -92,6 +92,45 @@ describe.each(Object.keys(stores) as Array<keyof typeof stores>)('the %s user-li
     expect((await limits.usage('alice'))[0]!.used).toBe(0);
   });
 
+  it('counts submits in flight against USER_DAILY_SPEND: one at a time before the day has a cost, then each as its most expensive task', async () => {
+    const clock = createManualClock();
+    const limits = open({ dailySpend: 1_000 }, clock);
+    const midnight = Math.ceil(clock.now() / DAY_MS) * DAY_MS;
+    expect(await limits.admit('alice', 't1')).toBeNull();
+    // The first submit of the day is in flight and its cost unknown: a second waits for its answer.
+    expect(await limits.admit('alice', 't2')).toEqual({ limit: 'DAILY_SPEND', retryAfterMs: 1_000, resetsAt: clock.now() + 1_000 });
+    expect(await limits.admit('bob', 'b1')).toBeNull();
+    await limits.accepted('alice', 't1', 'task-1', 300);
+    // 300 spent; each submit in flight counts 300 more, and the user is refused once that reaches 1 000:
+    // with two in flight (900) a third may go, as the last task may take the user over; with three (1 200) not.
+    expect(await limits.admit('alice', 't2')).toBeNull();
+    expect(await limits.admit('alice', 't3')).toBeNull();
+    expect(await limits.admit('alice', 't4')).toBeNull();
+    expect(await limits.admit('alice', 't5')).toEqual({ limit: 'DAILY_SPEND', retryAfterMs: 1_000, resetsAt: clock.now() + 1_000 });
+    await limits.release('alice', 't4');
+    expect(await limits.admit('alice', 't5')).toBeNull();
+    for (const ticket of ['t2', 't3', 't5']) await limits.accepted('alice', ticket, `task-${ticket}`, 300);
+    // 1 200 spent: one task over at most, then refused until the next UTC day.
+    expect(await limits.admit('alice', 't6')).toEqual({ limit: 'DAILY_SPEND', retryAfterMs: midnight - clock.now(), resetsAt: midnight });
+  });
+
+  it('keeps 20 concurrent submits of one user to USER_DAILY_SPEND plus at most one task', async () => {
+    const limits = open({ dailySpend: 1_000 });
+    await limits.admit('alice', 't0');
+    await limits.accepted('alice', 't0', 'task-0', 300);
+    let spent = 300;
+    // Twenty submits race; each admitted one costs 300 once the upstream answers.
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        if ((await limits.admit('alice', `t${i + 1}`)) !== null) return;
+        await limits.accepted('alice', `t${i + 1}`, `task-${i + 1}`, 300);
+        spent += 300;
+      }),
+    );
+    expect(spent).toBeLessThanOrEqual(1_000 + 300);
+    expect((await limits.usage('alice'))[0]!.used).toBe(spent);
+  });
+
   it('counts an idempotent resubmit of the same task once', async () => {
     const limits = open({ maxActiveTasks: 5, dailySpend: 1_000 });
     for (const ticket of ['t1', 't2']) {
@@ -113,6 +152,28 @@ describe('the Redis user-limits store', () => {
     try {
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[i % 2]!.admit('alice', `t${i}`)));
       expect(answers.filter((answer) => answer === null)).toHaveLength(3);
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.dispose()));
+    }
+  });
+});
+
+describe('the Redis user-limits store, spend', () => {
+  it('keeps USER_DAILY_SPEND to at most one task over with 20 submits racing on two stores (two replicas)', async () => {
+    const prefix = `test-limits-${randomUUID()}`;
+    const settings = { ...OFF, dailySpend: 1_000 };
+    const replicas = [0, 1].map(() => createRedisUserLimits({ url: inject('redisUrl'), settings, prefix }));
+    try {
+      // Before the day has a cost, one submit in flight at a time; after it, each counts as 300.
+      const first = await Promise.all(Array.from({ length: 10 }, (_, i) => replicas[i % 2]!.admit('alice', `f${i}`)));
+      expect(first.filter((answer) => answer === null)).toHaveLength(1);
+      await replicas[0]!.accepted('alice', `f${first.indexOf(null)}`, 'task-f', 300);
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[i % 2]!.admit('alice', `t${i}`)));
+      const admitted = answers.flatMap((answer, i) => (answer === null ? [i] : []));
+      // 300 spent: with none, one and two in flight (300 to 900) a submit passes; with three (1 200) it does not.
+      expect(admitted).toHaveLength(3);
+      await Promise.all(admitted.map((i) => replicas[i % 2]!.accepted('alice', `t${i}`, `task-${i}`, 300)));
+      expect((await replicas[1]!.usage('alice'))[0]!.used).toBe(1_200);
     } finally {
       await Promise.all(replicas.map((replica) => replica.dispose()));
     }
