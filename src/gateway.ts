@@ -125,6 +125,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
     userTasks,
     stopping: stopping.signal,
+    acceptedKey: (keyHash) => requestScheduler.accepted(keyHash),
   };
   const transports = createTransports({
     config,

@@ -59,6 +59,8 @@ export interface ContextServices {
   userTasks?: UserTasks | null;
   /** Aborted when the gateway starts to stop. Default: never aborted. */
   stopping?: AbortSignal;
+  /** Whether the upstream has accepted a key (by hash), as the scheduler saw it. Default: no key is known accepted. */
+  acceptedKey?: (keyHash: string) => boolean;
 }
 
 /** A caller already identified: its connection's credential (key mode), or the server's credential and the verified user (jwt mode). */

@@ -5,24 +5,35 @@ import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operation
 import { parse, print } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { sha256 } from '../lib/sha256.ts';
+import type { GatewayContext } from './context.ts';
 import { createPersistedQueryStore, type PersistedQueryStoreOptions } from './persisted-query-store.ts';
 
 /** Trusted documents: operation text by its sha-256 hash (lower-case hex, no prefix), the only operations a production deployment runs. */
 export type TrustedDocuments = ReadonlyMap<string, string>;
 
 /** Bounds of the APQ store, in all and per client (see `createPersistedQueryStore` for each default). */
-export type PersistedQueriesOptions = PersistedQueryStoreOptions;
+export interface PersistedQueriesOptions extends PersistedQueryStoreOptions {
+  /**
+   * Who registers an operation, from its context once the caller is accepted: a name no caller can vary at
+   * will (a verified user, a key the upstream accepted), else its remote address. Default: the address.
+   */
+  clientOf?: (context: GatewayContext, address: string) => string;
+}
 
 /**
  * Automatic persisted queries (Apollo's APQ: `extensions.persistedQuery.sha256Hash`,
  * `PersistedQueryNotFound`, GET with the hash alone). yoga's plugin speaks the
- * protocol; an operation is stored only once it has parsed and validated, as
- * registered by its client (the hash of its `Authorization` header, else its
- * remote address), so junk is never kept and one client's registrations only
- * ever push out its own. An operation pushed out is simply sent again in full.
+ * protocol; an operation is stored only once it has parsed and validated and
+ * its caller was accepted (its execution begins), as registered by its client
+ * (`clientOf`), so junk is never kept and one client's registrations only
+ * ever push out its own, however many `Authorization` values it makes up. An
+ * operation pushed out is simply sent again in full.
  */
 export function useAutomaticPersistedQueries(options: PersistedQueriesOptions = {}): Plugin {
-  const store = createPersistedQueryStore(options);
+  const { clientOf = (_context, address) => `address:${address}`, ...bounds } = options;
+  const store = createPersistedQueryStore(bounds);
+  /** Valid registrations waiting for their execution, by request. */
+  const validated = new WeakMap<Request, { hash: string; text: string }>();
   return {
     onPluginInit({ addPlugin }) {
       // The plugin would store the text before anything parsed it; `set` is ours, after validation, below.
@@ -30,13 +41,17 @@ export function useAutomaticPersistedQueries(options: PersistedQueriesOptions = 
     },
     onValidate({ context }) {
       return ({ valid }) => {
-        const { params, request, req } = context as { params?: GraphQLParams; request: Request; req?: IncomingMessage };
+        const { params, request } = context as { params?: GraphQLParams; request: Request };
         const hash = apqHash(params);
         if (!valid || hash === null || typeof params?.query !== 'string' || sha256(params.query) !== hash) return;
-        const authorization = request.headers.get('authorization');
-        const client = authorization !== null ? `key:${sha256(authorization)}` : `address:${req?.socket.remoteAddress ?? ''}`;
-        store.register(client, hash, params.query);
+        validated.set(request, { hash, text: params.query });
       };
+    },
+    onExecute({ args }) {
+      const context = args.contextValue as unknown as GatewayContext & { request?: Request; req?: IncomingMessage };
+      const registration = context.request && validated.get(context.request);
+      if (!registration) return;
+      store.register(clientOf(context, context.req?.socket.remoteAddress ?? ''), registration.hash, registration.text);
     },
   };
 }

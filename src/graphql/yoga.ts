@@ -76,7 +76,7 @@ export function createGraphQLHttpHandler(
       useCSRFPrevention({ requestHeaders: [...PREFLIGHT_HEADERS] }),
       useHttpDocumentCache(),
       costLimits,
-      trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries(),
+      trustedDocuments ? useTrustedDocuments(trustedDocuments) : useAutomaticPersistedQueries({ clientOf: apqClientOf(services) }),
       useSubscriptionWeightLimit(maxSubscriptionWeight, MAX_TASKS_PER_SUBSCRIPTION),
       useMultipartSubscriptions({ heartbeatMs: multipartHeartbeatMs }),
       ...(corsOrigins.length > 0 ? [useVaryOnOrigin()] : []),
@@ -125,3 +125,21 @@ function graphiqlOptions(authenticator: Authenticator | null) {
     return { ...options, headers: JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2) };
   };
 }
+
+/**
+ * Who registers an APQ operation: the verified user (jwt mode), or a key the
+ * upstream has accepted; any other caller, whose `Authorization` is free to
+ * vary, by its remote address.
+ */
+const apqClientOf =
+  (services: ContextServices) =>
+  (context: GatewayContext, address: string): string => {
+    if (context.user) return `user:${context.user.ownerHash}`;
+    try {
+      const { hash } = context.credential();
+      if (services.acceptedKey?.(hash)) return `key:${hash}`;
+    } catch {
+      // No key, or a malformed one: the address.
+    }
+    return `address:${address}`;
+  };

@@ -276,6 +276,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       return { queued: waiting, inFlight, keys: keys.size };
     },
 
+    accepted: (keyHash) => standing.accepted(keyHash),
+
     busiest: (count) =>
       busiestKeys(keys.values(), count, (state) => ({
         limit: Math.min(maxInFlightPerKey, state.concurrency.limit),

@@ -67,6 +67,8 @@ export interface RequestScheduler {
   /** Runs `send` when the key's budget, its in-flight bounds and the priorities allow; settles with its outcome. */
   run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
   stats(): { queued: number; inFlight: number; keys: number };
+  /** Whether the upstream has accepted the key (answered one of its requests with anything but 401). */
+  accepted(keyHash: string): boolean;
   /** The busiest keys (most in flight and waiting), at most `count`. */
   busiest(count: number): KeyStats[];
   /** Fails every waiting request, aborts those in flight, and stops every timer. */

@@ -1,3 +1,4 @@
+import { Agent, fetch as fetchFrom } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPersistedQueryStore } from '../../src/graphql/persisted-query-store.ts';
 import { sha256 } from '../../src/lib/sha256.ts';
@@ -12,13 +13,15 @@ describe('the APQ store: only valid operations, bounded per client', () => {
   });
   afterAll(() => stack.stop());
 
-  /** Registers `query` with its hash (APQ's second request), as `key` or, with none, as this address. */
-  const register = async (query: string, key: string | null = null) => {
-    const response = await fetch(`${stack.gatewayUrl}/graphql`, {
+  /** Registers `query` with its hash (APQ's second request), as `key` or, with none, as this address (or `from`, another local one). */
+  const register = async (query: string, key: string | null = null, from?: Agent) => {
+    const init = {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
       body: JSON.stringify({ query, extensions: persisted(query) }),
-    });
+    };
+    const url = `${stack.gatewayUrl}/graphql`;
+    const response = from ? await fetchFrom(url, { ...init, dispatcher: from }) : await fetch(url, init);
     return (await response.json()) as any;
   };
   /** Runs `query` by its hash alone (APQ's first request). */
@@ -30,27 +33,40 @@ describe('the APQ store: only valid operations, bounded per client', () => {
     });
     return (await response.json()) as any;
   };
+  const flood = async (count: number, name: string, keyOf: (i: number) => string | null) => {
+    for (let at = 0; at < count; at += 50) {
+      const batch = Array.from({ length: Math.min(50, count - at) }, (_, i) =>
+        register(`query ${name}${at + i} { __typename }`, keyOf(at + i)),
+      );
+      for (const answer of await Promise.all(batch)) expect(answer.data).toEqual({ __typename: 'Query' });
+    }
+  };
 
-  it("keeps another client's registered operation however many one client registers", { timeout: 60_000 }, async () => {
+  it("keeps another client's registered operation however many one client registers, whatever keys it makes up", {
+    timeout: 60_000,
+  }, async () => {
+    // The victim's key is one the upstream accepted (it submitted a task): its registrations are its own.
+    const submitted = await register('mutation { submitTask(input: { model: "m", prompt: "p" }) { __typename } }', 'sk-apq-victim');
+    expect(submitted.data.submitTask.__typename).toBe('QueuedTask');
     const mine = 'query MineKept { __typename }';
     expect((await register(mine, 'sk-apq-victim')).data).toEqual({ __typename: 'Query' });
-    // 1 100 tiny valid registrations from one client with no key (this address): more than the whole store holds;
-    // then 200 from one key, twice what one client may hold.
-    const flood = async (count: number, name: string, key: string | null) => {
-      for (let at = 0; at < count; at += 50) {
-        const batch = Array.from({ length: Math.min(50, count - at) }, (_, i) => register(`query ${name}${at + i} { __typename }`, key));
-        for (const answer of await Promise.all(batch)) expect(answer.data).toEqual({ __typename: 'Query' });
-      }
-    };
-    await flood(1_100, 'Flood', null);
-    await flood(200, 'KeyFlood', 'sk-apq-flooder');
+    // A client with no key from another local address: registered under that address.
+    const elsewhere = new Agent({ localAddress: '127.0.0.2' });
+    const theirs = 'query TheirsKept { __typename }';
+    expect((await register(theirs, null, elsewhere)).data).toEqual({ __typename: 'Query' });
+    await elsewhere.close();
+    // From this address: 1 100 tiny valid registrations with no key, more than the whole store holds; then 200 under
+    // 200 made-up keys (none the upstream accepted), which count as this address too, not as 200 clients.
+    await flood(1_100, 'Flood', () => null);
+    await flood(200, 'KeyFlood', (i) => `sk-apq-made-up-${i}`);
     expect(await byHash(mine, 'sk-apq-victim')).toEqual({ data: { __typename: 'Query' } });
+    expect(await byHash(theirs)).toEqual({ data: { __typename: 'Query' } });
     // Readable by its hash from anyone, as APQ has it.
     expect(await byHash(mine)).toEqual({ data: { __typename: 'Query' } });
-    // The flooders pushed out their own oldest, and kept their newest.
+    // The flooder pushed out its own oldest, and kept its newest.
     expect((await byHash('query Flood0 { __typename }')).errors[0].extensions.code).toBe('PERSISTED_QUERY_NOT_FOUND');
-    expect((await byHash('query Flood1099 { __typename }')).data).toEqual({ __typename: 'Query' });
     expect((await byHash('query KeyFlood0 { __typename }')).errors[0].extensions.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    expect((await byHash('query KeyFlood199 { __typename }')).data).toEqual({ __typename: 'Query' });
   });
 
   it('stores no text that fails to parse or to validate', async () => {
