@@ -36,25 +36,42 @@ export const TASK_OWNER_RETENTION_MS = 7 * 86_400_000;
 export interface MemoryTaskOwnersOptions {
   /** Records kept; the oldest go first (their tasks then look like someone else's: `null`). Default 100 000. */
   maxEntries?: number;
+  /** Records kept per owner: past it, that owner's own oldest goes, so one user cannot push out the others'. Default 10 000. */
+  maxEntriesPerOwner?: number;
   /** How long a record is kept, in ms. Default 604 800 000 (7 days). */
   retentionMs?: number;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
 }
 
-/** The single-process store: bounded in records, each expiring after `retentionMs`. */
+/** The single-process store: bounded in records in all and per owner, each expiring after `retentionMs`. */
 export function createMemoryTaskOwners(options: MemoryTaskOwnersOptions = {}): TaskOwners & { size(): number } {
   const {
     maxEntries = 100_000,
+    maxEntriesPerOwner = 10_000,
     retentionMs = TASK_OWNER_RETENTION_MS, // 7 days
     now = Date.now,
   } = options;
-  const records = createLruMap<string, { ownerHash: string; until: number }>({ maxEntries });
+  /** Each owner's task ids, oldest first. */
+  const byOwner = new Map<string, Set<string>>();
+  const untrack = (taskId: string, ownerHash: string) => {
+    const tasks = byOwner.get(ownerHash);
+    tasks?.delete(taskId);
+    if (tasks?.size === 0) byOwner.delete(ownerHash);
+  };
+  const records = createLruMap<string, { ownerHash: string; until: number }>({
+    maxEntries,
+    onEvict: (taskId, record) => untrack(taskId, record.ownerHash),
+  });
+  const forget = (taskId: string, ownerHash: string) => {
+    records.delete(taskId);
+    untrack(taskId, ownerHash);
+  };
   const ownerOf = (taskId: string) => {
     const record = records.peek(taskId);
     if (!record) return null;
     if (record.until > now()) return record.ownerHash;
-    records.delete(taskId);
+    forget(taskId, record.ownerHash);
     return null;
   };
   return {
@@ -62,6 +79,10 @@ export function createMemoryTaskOwners(options: MemoryTaskOwnersOptions = {}): T
       // An idempotent resubmit answers the same task: its first owner stays.
       if (ownerOf(taskId) !== null) return;
       records.set(taskId, { ownerHash, until: now() + retentionMs });
+      const tasks = byOwner.get(ownerHash) ?? new Set<string>();
+      byOwner.set(ownerHash, tasks);
+      tasks.add(taskId);
+      if (tasks.size > maxEntriesPerOwner) forget(tasks.values().next().value as string, ownerHash);
     },
     ownersOf: async (taskIds) => taskIds.map(ownerOf),
     ready: async () => undefined,

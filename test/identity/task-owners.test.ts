@@ -44,6 +44,14 @@ describe('the memory task-owners store', () => {
     expect(await owners.ownersOf(['task-0', 'task-899', 'task-900', 'task-999'])).toEqual([null, null, 'alice', 'alice']);
   });
 
+  it("bounds each owner's records, so one user's many submits push out only their own (overflow attempt)", async () => {
+    const owners = createMemoryTaskOwners({ maxEntries: 100, maxEntriesPerOwner: 10 });
+    await owners.record('task-bob', 'bob');
+    for (let i = 0; i < 1_000; i++) await owners.record(`task-${i}`, 'mallory');
+    expect(await owners.ownersOf(['task-bob', 'task-989', 'task-990', 'task-999'])).toEqual(['bob', null, 'mallory', 'mallory']);
+    expect(owners.size()).toBe(11);
+  });
+
   it('forgets a record after its retention', async () => {
     const clock = createManualClock();
     const owners = createMemoryTaskOwners({ retentionMs: 1_000, now: clock.now });
