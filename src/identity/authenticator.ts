@@ -31,6 +31,8 @@ export interface AuthenticatorOptions {
 export interface Authenticator {
   /** The caller of an HTTP request, from its `Authorization` header; rejects with `TokenRefusedError`. */
   fromAuthorization(header: string | null | undefined): Promise<ResolvedCaller & { user: EndUser }>;
+  /** Synchronously, the caller of a header whose token was verified before and is still accepted; else null (then `fromAuthorization`). */
+  knownCaller(header: string | null | undefined): (ResolvedCaller & { user: EndUser }) | null;
   /** The caller of a WebSocket connection, from its `connectionParams`; rejects like `fromAuthorization`. */
   fromConnectionParams(params: Readonly<Record<string, unknown>> | null | undefined): Promise<ResolvedCaller & { user: EndUser }>;
   /** Calls `onExpired` once, when `user`'s token stops being accepted; answers a function that cancels it. */
@@ -65,17 +67,24 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     now,
   });
 
+  const BEARER = /^\s*Bearer\s+(\S+)\s*$/i;
+
   async function fromAuthorization(header: string | null | undefined) {
     if (header === null || header === undefined) {
       throw new TokenRefusedError('NO_TOKEN', 'Sign in: send "Authorization: Bearer <token>" with a token from the identity provider.');
     }
-    const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
+    const match = BEARER.exec(header);
     if (!match) throw new TokenRefusedError('MALFORMED', 'The Authorization header must be "Bearer <token>".');
     return { credential: serverCredential, user: await verifier.verify(match[1]!) };
   }
 
   return {
     fromAuthorization,
+    knownCaller(header) {
+      const match = header ? BEARER.exec(header) : null;
+      const user = match ? verifier.known(match[1]!) : null;
+      return user ? { credential: serverCredential, user } : null;
+    },
     async fromConnectionParams(params) {
       let header: string | null;
       try {

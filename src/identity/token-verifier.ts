@@ -27,6 +27,8 @@ export interface TokenVerifierOptions {
 export interface TokenVerifier {
   /** The token's user; rejects with `TokenRefusedError` saying why not. */
   verify(token: string): Promise<EndUser>;
+  /** Synchronously, the user of a token `verify` accepted and would accept again now without checking its signature; else null. */
+  known(token: string): EndUser | null;
   /** Verified tokens currently remembered. */
   cached(): number;
 }
@@ -68,12 +70,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     requiredClaims: ['exp'],
   };
 
-  async function verify(token: string): Promise<EndUser> {
+  /** The user of a token verified before, still accepted with the same keys; null otherwise. */
+  function known(token: string): EndUser | null {
     const hit = verified.peek(token);
-    if (hit) {
-      if (hit.generation === keys.generation() && (hit.user.expiresAtMs ?? Number.POSITIVE_INFINITY) > now()) return hit.user;
-      verified.delete(token);
-    }
+    if (!hit) return null;
+    if (hit.generation === keys.generation() && (hit.user.expiresAtMs ?? Number.POSITIVE_INFINITY) > now()) return hit.user;
+    verified.delete(token);
+    return null;
+  }
+
+  async function verify(token: string): Promise<EndUser> {
+    const hit = known(token);
+    if (hit) return hit;
     if (token.length > maxTokenLength) {
       throw new TokenRefusedError('MALFORMED', `The token is longer than ${maxTokenLength} characters.`);
     }
@@ -151,7 +159,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return new TokenRefusedError('MALFORMED', 'The bearer token is not a valid JWT.');
   }
 
-  return { verify, cached: () => verified.size };
+  return { verify, known, cached: () => verified.size };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -135,11 +135,16 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
         };
         return once;
       };
-      const opening = ownerOf.load(taskId).then(
+      /** What each step of the watch tells the user's counts. */
+      const stepped = (step: IteratorResult<TaskEvent>) => {
+        if (step.done) release();
+        else if (!(step.value instanceof Error)) observed(user, step.value);
+        return step;
+      };
+      // Dropped once opened: a watch that lasts an hour holds its iterator, not the chain that opened it.
+      let opening: Promise<AsyncIterableIterator<TaskEvent>> | null = ownerOf.load(taskId).then(
         (owner) => {
-          const mine = owner === user.ownerHash;
-          if (left) return end(new TaskNotFoundError(taskId));
-          if (!mine) return end(new TaskNotFoundError(taskId));
+          if (left || owner !== user.ownerHash) return end(new TaskNotFoundError(taskId));
           if ((watching.get(user.ownerHash) ?? 0) >= maxWatchedTasks) {
             return end(new TooManySubscriptionsError(`You already watch ${maxWatchedTasks} tasks (USER_MAX_WATCHED_TASKS).`));
           }
@@ -149,18 +154,19 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
         },
         (error: Error) => end(error as TaskEvent),
       );
+      const opened = async () => {
+        if (inner) return inner;
+        inner = await opening!;
+        opening = null;
+        return inner;
+      };
+      // Not async functions: a waiting watch holds one promise from its inner iterator, not a suspended frame as well.
       const iterator: AsyncIterableIterator<TaskEvent> = {
-        async next() {
-          inner ??= await opening;
-          const step = await inner.next();
-          if (step.done) release();
-          else if (!(step.value instanceof Error)) observed(user, step.value);
-          return step;
-        },
+        next: () => (inner ? inner.next().then(stepped) : opened().then((it) => it.next().then(stepped))),
         async return() {
           left = true;
           release();
-          await (inner ?? (await opening)).return?.();
+          await (await opened()).return?.();
           return { value: undefined, done: true };
         },
         [Symbol.asyncIterator]: () => iterator,

@@ -18,19 +18,37 @@ const MAX_KEY_LENGTH = 512;
 /** Visible ASCII, no spaces: what a bearer token may be. */
 const keyPattern = /^[\x21-\x7e]+$/;
 
+/**
+ * The key in a private field, read through a getter on the prototype: not an
+ * own property, so no spread, `Object.keys`, `JSON.stringify` or `inspect`
+ * shows it, and nothing is defined per instance (a request in key mode makes
+ * one: per-instance `defineProperties` and `freeze` cost about as much as
+ * the rest of a cached `task(id)` answer).
+ */
+class KeyCredential implements Credential {
+  readonly #apiKey: string;
+  readonly hash: string;
+  constructor(apiKey: string) {
+    this.#apiKey = apiKey;
+    this.hash = sha256(apiKey);
+  }
+  get apiKey(): string {
+    return this.#apiKey;
+  }
+  toJSON() {
+    return { hash: this.hash };
+  }
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return `Credential(${this.hash.slice(0, 12)})`;
+  }
+}
+
 /** Wraps an API key, refusing one that no upstream could accept. */
 export function createCredential(apiKey: string): Credential {
   if (apiKey.length === 0 || apiKey.length > MAX_KEY_LENGTH || !keyPattern.test(apiKey)) {
     throw new UnauthenticatedError('The API key is malformed.');
   }
-  const hash = sha256(apiKey);
-  const credential = { apiKey, hash };
-  Object.defineProperties(credential, {
-    apiKey: { enumerable: false },
-    toJSON: { value: () => ({ hash }), enumerable: false },
-    [Symbol.for('nodejs.util.inspect.custom')]: { value: () => `Credential(${hash.slice(0, 12)})`, enumerable: false },
-  });
-  return Object.freeze(credential);
+  return new KeyCredential(apiKey);
 }
 
 /**

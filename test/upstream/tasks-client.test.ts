@@ -1,4 +1,5 @@
 import { getEventListeners } from 'node:events';
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createCredential } from '../../src/upstream/credential.ts';
 import {
@@ -229,5 +230,16 @@ describe('tasks client', () => {
     const pending = client.getTask('task-1', key, { signal: controller.signal });
     controller.abort(new Error('watcher left'));
     await expect(pending).rejects.toThrow('watcher left');
+  });
+});
+
+describe('a credential', () => {
+  it('shows its hash, never its key, however it is printed or copied', () => {
+    const credential = createCredential('sk-never-printed');
+    expect(credential.apiKey).toBe('sk-never-printed');
+    expect(credential.hash).toMatch(/^[0-9a-f]{64}$/);
+    const printed = [JSON.stringify(credential), inspect(credential), JSON.stringify({ ...credential }), Object.keys(credential).join()];
+    for (const text of printed) expect(text).not.toContain('sk-never-printed');
+    expect(inspect(credential)).toBe(`Credential(${credential.hash.slice(0, 12)})`);
   });
 });
