@@ -39,6 +39,7 @@ export function forkChild(file: string, env: Record<string, string> = {}): Child
   });
   const reap = () => child.kill('SIGKILL');
   process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   // A child that exits before it answers fails the bench rather than leaving it waiting forever.
   const next = <T>(answer: string) =>
     new Promise<T>((resolve, reject) => {
