@@ -99,13 +99,52 @@ describe('cross-site requests with CORS_ORIGINS', () => {
     expect(await openWith(stack, 'https://app.example')).toBe('open');
   });
 
-  it('marks every answer as varying by Origin, so that no shared cache hands one origin’s answer to another', async () => {
-    for (const origin of ['https://app.example', 'https://evil.example']) {
-      const response = await fetch(`${stack.gatewayUrl}/graphql?query=${encodeURIComponent('{ __typename }')}`, {
-        headers: { origin, 'apollo-require-preflight': 'true' },
-      });
-      expect(response.status).toBe(200);
-      expect(response.headers.get('vary')?.split(/\s*,\s*/)).toContain('Origin');
+  it('marks every kind of answer at /graphql as varying by Origin, so that no shared cache hands one origin’s answer to another', async () => {
+    const url = `${stack.gatewayUrl}/graphql`;
+    const get = (query: string) => `${url}?query=${encodeURIComponent(query)}`;
+    const json = { 'content-type': 'application/json' };
+    const preflighted = { 'apollo-require-preflight': 'true' };
+    const watch = JSON.stringify({ query: 'subscription { taskUpdated(id: "task-none") { __typename } }' });
+    const kinds: Array<[string, string, RequestInit, number]> = [
+      ['a GET query', get('{ __typename }'), { headers: preflighted }, 200],
+      ['a POST query', url, { method: 'POST', headers: json, body: JSON.stringify({ query: '{ __typename }' }) }, 200],
+      [
+        'an operation that does not parse (errors, 200 as application/json has it)',
+        url,
+        { method: 'POST', headers: json, body: JSON.stringify({ query: '{' }) },
+        200,
+      ],
+      ['a GET without a preflight header (CSRF refusal)', get('{ __typename }'), {}, 403],
+      ['a mutation over GET', get('mutation { cancelTask(id: "t") { __typename } }'), { headers: preflighted }, 405],
+      ['a form POST', url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' }, 415],
+      ['an SSE subscription', url, { method: 'POST', headers: { ...json, accept: 'text/event-stream' }, body: watch }, 200],
+      [
+        'a multipart subscription',
+        url,
+        {
+          method: 'POST',
+          headers: { ...json, accept: 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json' },
+          body: watch,
+        },
+        200,
+      ],
+      ['the GraphiQL page', url, { headers: { accept: 'text/html' } }, 200],
+      ['a preflight', url, { method: 'OPTIONS', headers: { 'access-control-request-method': 'POST' } }, 204],
+    ];
+    for (const [kind, target, init, status] of kinds) {
+      for (const origin of ['https://app.example', 'https://evil.example']) {
+        const aborter = new AbortController();
+        const response = await fetch(target, { ...init, headers: { ...(init.headers as object), origin }, signal: aborter.signal });
+        expect({ kind, status: response.status }).toEqual({ kind, status });
+        expect({
+          kind,
+          vary: response.headers
+            .get('vary')
+            ?.split(/\s*,\s*/)
+            .includes('Origin'),
+        }).toEqual({ kind, vary: true });
+        aborter.abort();
+      }
     }
   });
 

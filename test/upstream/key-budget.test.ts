@@ -62,8 +62,16 @@ describe('the budget of a key', () => {
   it('remembers at most KEYS_KEPT keys, the least recently used forgotten first', () => {
     const clock = createManualClock();
     const budget = createLocalBudget({ now: clock.now });
-    for (let i = 0; i < KEYS_KEPT + 10; i++) budget.reserveNow(`hash-${i}`);
+    // Every key learns a 429 (its pace halves from 50/s): a forgotten key is back at 50/s.
+    for (let i = 0; i < KEYS_KEPT; i++) budget.learn(`hash-${i}`, { kind: 'slower', resumeAt: null });
     expect(budget.size).toBe(KEYS_KEPT);
+    // The oldest key is used again, after a place in the order is renewed (more than a second later).
+    clock.advance(2_000);
+    budget.reserveNow('hash-0');
+    for (let i = 0; i < 10; i++) budget.reserveNow(`new-${i}`);
+    expect(budget.size).toBe(KEYS_KEPT);
+    const rates = ['hash-0', 'hash-1', 'hash-10', 'hash-11', `hash-${KEYS_KEPT - 1}`].map((key) => budget.rate(key));
+    expect(rates).toEqual([25, 50, 50, 25, 25]);
   });
 });
 

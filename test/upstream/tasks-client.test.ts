@@ -32,7 +32,7 @@ async function against(handler: Parameters<typeof startStandIn>[0], timeoutMs = 
 }
 
 describe('tasks client', () => {
-  it('sends the bearer key, path-encodes the id and normalises the task', async () => {
+  it('sends the bearer key to /v1/tasks/{id} and normalises the task (ids that would need encoding are refused, below)', async () => {
     await against((_request, response) => json(response, 200, task));
     const snapshot = await client.getTask('task-1', key);
     expect(snapshot.status).toBe('QUEUED');
