@@ -3,7 +3,9 @@ import { createClient as createSseClient } from 'graphql-sse';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
+import { createCredential } from '../../src/upstream/credential.ts';
 import { eventually } from '../helpers/clock.ts';
+import { createGate } from '../helpers/gate.ts';
 import { track } from '../helpers/leftovers.ts';
 import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 import { json, type StandIn, startStandIn } from '../helpers/stand-in.ts';
@@ -119,24 +121,33 @@ describe('isolation between keys, on every surface', () => {
 describe('in-flight sharing never crosses keys', () => {
   let upstream: StandIn;
   let stack: Stack;
+  const gate = createGate();
   beforeAll(async () => {
+    // Every answer waits behind the gate: the reads overlap for certain, however busy the machine.
     upstream = await startStandIn(async (request, response) => {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await gate.passed();
       if (request.headers.authorization !== 'Bearer sk-owner') return json(response, 404, { error: { code: 'task_not_found' } });
       json(response, 200, { task_id: 'task-shared', status: 'processing', progress: 10, model: 'm', created_at: 1_720_000_000 });
     });
     stack = await startStack({ upstreamUrl: upstream.url });
   });
   afterAll(async () => {
+    gate.open();
     await stack.stop();
     await upstream.stop();
   });
 
   it('asks the upstream once per key for simultaneous reads of one id', async () => {
-    const reads = await Promise.all(
-      ['sk-owner', 'sk-other', 'sk-owner', 'sk-other'].map((key) => stack.gql(TASK, { id: 'task-shared' }, key)),
+    // Four reads started in one turn, two per key, through the shared poller every transport reads through.
+    const reads = ['sk-owner', 'sk-other', 'sk-owner', 'sk-other'].map((key) =>
+      stack.gateway.poller.read(createCredential(key), 'task-shared').then(
+        (task) => task.id,
+        (error: Error) => error.name,
+      ),
     );
-    expect(reads.map((read) => read.data.task?.id ?? null)).toEqual(['task-shared', null, 'task-shared', null]);
+    await eventually(() => expect(upstream.requests).toHaveLength(2));
+    gate.open();
+    expect(await Promise.all(reads)).toEqual(['task-shared', 'TaskNotFoundError', 'task-shared', 'TaskNotFoundError']);
     const byKey = upstream.requests.map((request) => request.headers.authorization).sort();
     expect(byKey).toEqual(['Bearer sk-other', 'Bearer sk-owner']);
   });
