@@ -2,22 +2,9 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../src/emulator/emulator.ts';
 import { createManualClock, createManualScheduler, eventually } from './helpers/clock.ts';
+import { createTasks } from './helpers/emulator-tasks.ts';
 import { type Stack, startStack } from './helpers/stack.ts';
 import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
-
-/** Creates `count` tasks of `key` straight on the emulator. */
-async function createTasks(emulator: Emulator, key: string, count: number, body: Record<string, unknown> = {}): Promise<string[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const response = await fetch(`${emulator.url}/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ model: 'veo3.1-fast', ...body }),
-      });
-      return ((await response.json()) as { task_id: string }).task_id;
-    }),
-  );
-}
 
 /** The value of one sample in the gateway's Prometheus text, 0 when absent. */
 async function metric(stack: Stack, sample: string): Promise<number> {

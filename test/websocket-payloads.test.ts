@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { eventually } from './helpers/clock.ts';
 import { type Stack, startStack } from './helpers/stack.ts';
 
 const SUBMIT = 'mutation { submitTask(input: { model: "m" }) { ... on BaseTask { id } } }';
@@ -13,7 +14,7 @@ async function rawSocket(gatewayUrl: string, key: string) {
   socket.on('message', (data) => frames.push(String(data)));
   await new Promise((resolve) => socket.once('open', resolve));
   socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${key}` } }));
-  await until(() => frames.some((frame) => frame.includes('connection_ack')));
+  await eventually(() => expect(frames.some((frame) => frame.includes('connection_ack'))).toBe(true), 10_000);
   return {
     frames,
     subscribe(id: string, query: string, variables: Record<string, unknown>) {
@@ -25,14 +26,6 @@ async function rawSocket(gatewayUrl: string, key: string) {
     },
     close: () => socket.close(),
   };
-}
-
-async function until(condition: () => boolean, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within the liveness bound');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('each change serialised once per operation and variables', () => {
@@ -54,7 +47,10 @@ describe('each change serialised once per operation and variables', () => {
     for (let i = 0; i < 5; i++) plan.push([`other-op-${i}`, BY_PROGRESS, first]);
     for (let i = 0; i < 5; i++) plan.push([`other-vars-${i}`, BY_STATUS, second]);
     for (const [id, query, task] of plan) socket.subscribe(id, query, { id: task });
-    await until(() => plan.every(([id]) => socket.messages(id).some((message) => message.type === 'complete')));
+    await eventually(
+      () => expect(plan.every(([id]) => socket.messages(id).some((message) => message.type === 'complete'))).toBe(true),
+      10_000,
+    );
     socket.close();
 
     for (const [id, query, task] of plan) {
@@ -83,7 +79,11 @@ describe('each change serialised once per operation and variables', () => {
       owner.subscribe(`w${i}`, BY_STATUS, { id: task });
       stranger.subscribe(`w${i}`, BY_STATUS, { id: task });
     }
-    await until(() => [owner, stranger].every((socket) => socket.frames.filter((frame) => frame.includes('"complete"')).length === 10));
+    await eventually(
+      () =>
+        expect([owner, stranger].every((socket) => socket.frames.filter((frame) => frame.includes('"complete"')).length === 10)).toBe(true),
+      10_000,
+    );
     owner.close();
     stranger.close();
     for (let i = 0; i < 10; i++) {

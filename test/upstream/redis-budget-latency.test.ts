@@ -1,8 +1,9 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/emulator.ts';
-import { eventually } from '../helpers/clock.ts';
+import { eventually, settlesWithin } from '../helpers/clock.ts';
 import { startDelayProxy } from '../helpers/delay-proxy.ts';
+import { createTasks } from '../helpers/emulator-tasks.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
@@ -10,19 +11,6 @@ import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
 const RATE = 20; // UPSTREAM_RATE_LIMIT_PER_KEY
 const REDIS_DELAY_MS = 100; // each direction
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function createTasks(emulator: Emulator, key: string, count: number): Promise<string[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const response = await fetch(`${emulator.url}/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ model: 'veo3.1-fast' }),
-      });
-      return ((await response.json()) as { task_id: string }).task_id;
-    }),
-  );
-}
 
 describe('the shared budget with Redis 100 ms away', () => {
   const KEY = `sk-slow-redis-${process.pid}`;
@@ -69,10 +57,14 @@ describe('the shared budget with Redis 100 ms away', () => {
     expect(perSec).toBeGreaterThanOrEqual(0.9 * RATE);
     // Paced: the lease comes from one budget; a second one beside it would double the pace.
     expect(perSec).toBeLessThanOrEqual(1.1 * RATE);
-    const asked = performance.now();
-    const { data, errors } = await stack.gql(`query($id: ID!) { task(id: $id) { ... on BaseTask { id } } }`, { id: ids[0] }, KEY);
+    // A query goes ahead of the polls that wait for the key's pace, Redis or not: answered while they still wait
+    // (when each send waited on Redis, it took 34.5 s); the bound here is only a liveness bound.
+    const { data, errors } = await settlesWithin(
+      stack.gql(`query($id: ID!) { task(id: $id) { ... on BaseTask { id } } }`, { id: ids[0] }, KEY),
+      5_000,
+    );
     expect(errors).toBeUndefined();
     expect(data.task.id).toBe(ids[0]);
-    expect(performance.now() - asked).toBeLessThan(1_000);
+    expect(stack.gateway.requestScheduler.stats().queued).toBeGreaterThan(10);
   });
 });

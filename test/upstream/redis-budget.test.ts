@@ -2,27 +2,14 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/emulator.ts';
 import { eventually } from '../helpers/clock.ts';
+import { createTasks } from '../helpers/emulator-tasks.ts';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.ts';
 import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 import { connectWs, type Watch, watch } from '../helpers/ws-client.ts';
 
 const CAP = 10; // requests per key per second
 
-async function createTasks(emulator: Emulator, key: string, count: number): Promise<string[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const response = await fetch(`${emulator.url}/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ model: 'veo3.1-fast' }),
-      });
-      return ((await response.json()) as { task_id: string }).task_id;
-    }),
-  );
-}
-
 const coordination = async (stack: Stack) => ((await (await fetch(`${stack.gatewayUrl}/readyz`)).json()) as any).coordination;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the budget of a key shared by replicas through Redis', () => {
   // A key of its own per run: what a key's budget learnt stays in Redis for an hour.
@@ -57,11 +44,13 @@ describe('the budget of a key shared by replicas through Redis', () => {
       return ids.slice(i * 10, i * 10 + 10).map((id) => watch(client, id));
     });
     await eventually(() => expect(watches.flat().every((w) => w.results.length > 0)).toBe(true), 15_000);
-    // What the first burst and the first 429 taught is behind us: measure a steady stretch (a liveness-sized window).
-    await sleep(1_000);
+    // What the first burst and the first 429 taught is behind us once 10 more requests went: then measure the next
+    // 40, counted in requests rather than in time, so a slow machine stretches the stretch instead of skewing it.
+    const primed = emulator.stats.requests;
+    await eventually(() => expect(emulator.stats.requests).toBeGreaterThanOrEqual(primed + 10), 15_000);
     const before = { requests: emulator.stats.requests, refused: emulator.stats.rateLimited.get(KEY) ?? 0 };
     const readsBefore = ids.map((id) => emulator.stats.gets.get(id) ?? 0);
-    await sleep(4_000);
+    await eventually(() => expect(emulator.stats.requests).toBeGreaterThanOrEqual(before.requests + 40), 30_000);
     const requests = emulator.stats.requests - before.requests;
     const refused = (emulator.stats.rateLimited.get(KEY) ?? 0) - before.refused;
     // Budgets of their own would send 3 x 9.5/s against 10/s: about two thirds refused.
@@ -112,7 +101,9 @@ describe('the shared budget while Redis is down', () => {
     emulator.pin(ids[0]!, 'completed', 100);
     await eventually(() => expect(watches[0]!.completed).toBe(true), 15_000);
     expect(watches[0]!.states().at(-1)).toBe('CompletedTask:COMPLETED:100');
-    await sleep(2_000);
+    // Then 20 more requests, counted rather than timed.
+    const seen = emulator.stats.requests;
+    await eventually(() => expect(emulator.stats.requests).toBeGreaterThanOrEqual(seen + 20), 15_000);
     const refused = (emulator.stats.rateLimited.get(KEY) ?? 0) - before.refused;
     expect(refused / (emulator.stats.requests - before.requests)).toBeLessThan(0.1);
     expect(watches.slice(1).every((w) => !w.completed && w.error === undefined)).toBe(true);
