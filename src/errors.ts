@@ -16,7 +16,8 @@ export class GatewayError extends Error {
   readonly clientCode: ErrorCode = 'INTERNAL_SERVER_ERROR';
   /** Whether the same request may succeed later (pollers back off and retry). */
   readonly transient: boolean = false;
-  override name = 'GatewayError';
+  /** The class's own name (`TaskNotFoundError`), for every subclass without restating it. */
+  override name = this.constructor.name;
 }
 
 /** A request waited longer than its bound in the gateway's own queue for the key's budget, and was never sent. */
@@ -24,19 +25,16 @@ export class QueueTimeoutError extends GatewayError {
   override readonly code = 'QUEUE_TIMEOUT';
   override readonly clientCode = 'TIMEOUT';
   override readonly transient = true;
-  override name = 'QueueTimeoutError';
 }
 
 /** A poll loop cap (`MAX_LOOPS_PER_KEY`, `MAX_LOOPS`) refused a new watched task. */
 export class TooManySubscriptionsError extends GatewayError {
   override readonly code = 'TOO_MANY_SUBSCRIPTIONS';
   override readonly clientCode = 'TOO_MANY_SUBSCRIPTIONS';
-  override name = 'TooManySubscriptionsError';
 }
 
 /** A watched task did not end within `POLL_TIMEOUT_MS`. */
 export class PollTimeoutError extends GatewayError {
   override readonly code = 'POLL_TIMEOUT';
   override readonly clientCode = 'TIMEOUT';
-  override name = 'PollTimeoutError';
 }

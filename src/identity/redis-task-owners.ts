@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { TASK_OWNER_RETENTION_MS, type TaskOwners, TaskOwnersUnavailableError } from './task-owners.ts';
 
 export interface RedisTaskOwnersOptions {
@@ -19,15 +19,8 @@ export interface RedisTaskOwnersOptions {
  */
 export function createRedisTaskOwners(options: RedisTaskOwnersOptions): TaskOwners {
   const { url, prefix = 'task-gateway', retentionMs = TASK_OWNER_RETENTION_MS } = options;
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 1_000),
-  });
-  // Without a listener an unreachable Redis would crash the process; callers see failed commands instead.
-  redis.on('error', () => undefined);
+  // Fails fast while Redis is away (no offline queue), never crashes the process on an error event.
+  const redis = createRedisConnection(url);
   const keyOf = (taskId: string) => `${prefix}:owner:${taskId}`;
   let firstConnect: Promise<void> | null = null;
   const ready = () => {
@@ -63,8 +56,7 @@ export function createRedisTaskOwners(options: RedisTaskOwnersOptions): TaskOwne
       }
     },
     async dispose() {
-      if (redis.status === 'wait' || redis.status === 'end') redis.disconnect();
-      else await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
     },
   };
 }

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import {
   ACTIVE_TTL_MS,
   DAY_MS,
@@ -132,14 +133,8 @@ export interface RedisUserLimitsOptions {
  */
 export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimits {
   const { url, settings, prefix = 'task-gateway', now = Date.now } = options;
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 1_000),
-  }) as Redis & LimitCommands;
-  redis.on('error', () => undefined);
+  // Fails fast while Redis is away (no offline queue), never crashes the process on an error event.
+  const redis = createRedisConnection(url) as Redis & LimitCommands;
   redis.defineCommand('admitSubmit', { numberOfKeys: 5, lua: ADMIT });
   redis.defineCommand('acceptedSubmit', { numberOfKeys: 4, lua: ACCEPTED });
   redis.defineCommand('endedTask', { numberOfKeys: 3, lua: ENDED });
@@ -238,8 +233,7 @@ export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimi
       return usage;
     },
     async dispose() {
-      if (redis.status === 'wait' || redis.status === 'end') redis.disconnect();
-      else await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
     },
   };
 }

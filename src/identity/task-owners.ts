@@ -23,7 +23,6 @@ export class TaskOwnersUnavailableError extends GatewayError {
   override readonly code = 'TASK_OWNERS_UNAVAILABLE';
   override readonly clientCode = 'SERVICE_UNAVAILABLE';
   override readonly transient = true;
-  override name = 'TaskOwnersUnavailableError';
 }
 
 /**

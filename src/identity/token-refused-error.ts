@@ -19,7 +19,6 @@ export type TokenRefusal = keyof typeof tokenRefusals;
 
 /** A refused token: `UNAUTHENTICATED` with a message a developer can act on. Never carries the token. */
 export class TokenRefusedError extends UnauthenticatedError {
-  override name = 'TokenRefusedError';
   constructor(
     readonly reason: TokenRefusal,
     message: string,

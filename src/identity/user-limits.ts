@@ -68,7 +68,6 @@ export class UserLimitsUnavailableError extends GatewayError {
   override readonly code = 'USER_LIMITS_UNAVAILABLE';
   override readonly clientCode = 'SERVICE_UNAVAILABLE';
   override readonly transient = true;
-  override name = 'UserLimitsUnavailableError';
 }
 
 export const MINUTE_MS = 60_000;

@@ -7,21 +7,18 @@ import { GatewayError } from '../errors.ts';
  */
 export class UpstreamError extends GatewayError {
   override readonly code: string = 'UPSTREAM_ERROR';
-  override name = 'UpstreamError';
 }
 
 /** A task id that the gateway refuses before any request is made. */
 export class InvalidTaskIdError extends UpstreamError {
   override readonly code = 'INVALID_TASK_ID';
   override readonly clientCode = 'BAD_USER_INPUT';
-  override name = 'InvalidTaskIdError';
 }
 
 /** `404 task_not_found`: the task does not exist, or belongs to another key. */
 export class TaskNotFoundError extends UpstreamError {
   override readonly code = 'TASK_NOT_FOUND';
   override readonly clientCode = 'NOT_FOUND';
-  override name = 'TaskNotFoundError';
   constructor(readonly taskId: string) {
     super(`Task ${JSON.stringify(taskId)} was not found.`);
   }
@@ -31,14 +28,12 @@ export class TaskNotFoundError extends UpstreamError {
 export class UnauthenticatedError extends UpstreamError {
   override readonly code = 'UNAUTHENTICATED';
   override readonly clientCode = 'UNAUTHENTICATED';
-  override name = 'UnauthenticatedError';
 }
 
 /** `400 task_not_cancellable`: the task already left `queued` (the normal race). */
 export class TaskNotCancellableError extends UpstreamError {
   override readonly code = 'TASK_NOT_CANCELLABLE';
   override readonly clientCode = 'TASK_NOT_CANCELLABLE';
-  override name = 'TaskNotCancellableError';
   constructor(readonly taskId: string) {
     super(`Task ${JSON.stringify(taskId)} can no longer be cancelled: it is no longer queued.`);
   }
@@ -48,7 +43,6 @@ export class TaskNotCancellableError extends UpstreamError {
 export class BadRequestError extends UpstreamError {
   override readonly code = 'BAD_REQUEST';
   override readonly clientCode = 'BAD_USER_INPUT';
-  override name = 'BadRequestError';
   constructor(
     message: string,
     /** The upstream's own error code, e.g. `capability_violation`. */
@@ -62,7 +56,6 @@ export class BadRequestError extends UpstreamError {
 export class InsufficientBalanceError extends UpstreamError {
   override readonly code = 'INSUFFICIENT_BALANCE';
   override readonly clientCode = 'INSUFFICIENT_BALANCE';
-  override name = 'InsufficientBalanceError';
 }
 
 /** What a quota 429 said about the key's allowance: `cap` requests per `windowMs`. */
@@ -79,7 +72,6 @@ export class RateLimitedError extends UpstreamError {
   override readonly code = 'RATE_LIMITED';
   override readonly clientCode = 'RATE_LIMITED';
   override readonly transient = true;
-  override name = 'RateLimitedError';
   constructor(
     message: string,
     /** How long to wait (`Retry-After`, `reset_at`, or the gateway's own estimate), when known. */
@@ -98,7 +90,6 @@ export class UpstreamUnavailableError extends UpstreamError {
   override readonly code = 'UPSTREAM_UNAVAILABLE';
   override readonly clientCode = 'UPSTREAM_UNAVAILABLE';
   override readonly transient = true;
-  override name = 'UpstreamUnavailableError';
 }
 
 /** No complete answer within `UPSTREAM_TIMEOUT_MS`. */
@@ -106,7 +97,6 @@ export class UpstreamTimeoutError extends UpstreamError {
   override readonly code = 'UPSTREAM_TIMEOUT';
   override readonly clientCode = 'TIMEOUT';
   override readonly transient = true;
-  override name = 'UpstreamTimeoutError';
 }
 
 /** A body that is not JSON, or JSON of the wrong shape. */
@@ -114,5 +104,4 @@ export class UpstreamInvalidError extends UpstreamError {
   override readonly code = 'UPSTREAM_INVALID';
   override readonly clientCode = 'UPSTREAM_INVALID';
   override readonly transient = true;
-  override name = 'UpstreamInvalidError';
 }
