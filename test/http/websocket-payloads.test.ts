@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { eventually } from './helpers/clock.ts';
-import { type Stack, startStack } from './helpers/stack.ts';
+import { eventually } from '../helpers/clock.ts';
+import { type Stack, startStack } from '../helpers/stack.ts';
 
 const SUBMIT = 'mutation { submitTask(input: { model: "m" }) { ... on BaseTask { id } } }';
 const BY_STATUS = 'subscription($id: ID!) { taskUpdated(id: $id) { __typename ... on BaseTask { id status } } }';

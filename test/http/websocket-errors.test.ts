@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { spawnEntry } from './helpers/spawn.ts';
+import { spawnEntry } from '../helpers/spawn.ts';
 
 describe('a WebSocket client that breaks the protocol', () => {
   it('is closed without a word on stderr or stdout: no stack, no path, nothing past the log level', { timeout: 30_000 }, async () => {

@@ -1,7 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type Stack, startStack } from './helpers/stack.ts';
+import { freePort, type Stack, startStack } from '../helpers/stack.ts';
 
 const MiB = 1024 * 1024;
 const UNKNOWN = `/webhooks/tasks/${'u'.repeat(32)}`;

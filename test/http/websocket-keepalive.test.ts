@@ -3,15 +3,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { schema } from '../src/executable-schema.ts';
-import { createExecutor } from '../src/graphql/executor.ts';
-import { createGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../src/http/websocket-server.ts';
-import { createTaskPoller } from '../src/pollers/task-poller.ts';
-import { createMemoryRecentTasks } from '../src/recent-tasks/recent-tasks.ts';
-import { createTasksClient } from '../src/upstream/tasks-client.ts';
-import { eventually } from './helpers/clock.ts';
-import { track } from './helpers/leftovers.ts';
-import { openSocket } from './helpers/ws-client.ts';
+import { schema } from '../../src/executable-schema.ts';
+import { createExecutor } from '../../src/graphql/executor.ts';
+import { createGraphQLWebSocketServer, type GraphQLWebSocketServer } from '../../src/http/websocket-server.ts';
+import { createTaskPoller } from '../../src/pollers/task-poller.ts';
+import { createMemoryRecentTasks } from '../../src/recent-tasks/recent-tasks.ts';
+import { createTasksClient } from '../../src/upstream/tasks-client.ts';
+import { eventually } from '../helpers/clock.ts';
+import { track } from '../helpers/leftovers.ts';
+import { openSocket } from '../helpers/ws-client.ts';
 
 describe('WebSocket keep-alive', () => {
   const httpServer = createServer();

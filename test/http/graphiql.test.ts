@@ -1,7 +1,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { negotiate } from '../src/http/graphiql.ts';
-import { type Stack, startStack } from './helpers/stack.ts';
+import { negotiate } from '../../src/http/graphiql.ts';
+import { type Stack, startStack } from '../helpers/stack.ts';
 
 describe('GraphiQL', () => {
   let stack: Stack;
