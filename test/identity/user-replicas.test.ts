@@ -72,3 +72,35 @@ describe('two replicas on Redis, each user seeing only their own tasks and limit
     expect(emulator.stats.submits - submits).toBe(3);
   });
 });
+
+describe('two replicas on Redis racing on USER_SUBMITS_PER_MINUTE (AUTH_MODE=jwt)', () => {
+  let emulator: Emulator;
+  let idp: TestIdentityProvider;
+  let replicas: Replica[];
+  const run = `m${Math.random().toString(36).slice(2)}`;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ queuedMs: 3_600_000 });
+    idp = await startIdentityProvider();
+    replicas = await startReplicas(2, {
+      redisUrl: inject('redisUrl'),
+      upstreamUrl: emulator.url,
+      env: { ...idp.env, UPSTREAM_API_KEY: 'sk-server', USER_SUBMITS_PER_MINUTE: '4' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all((replicas ?? []).map((replica) => replica.process.stop()));
+    await idp?.stop();
+    await emulator?.stop();
+  });
+
+  it('accepts exactly USER_SUBMITS_PER_MINUTE of 20 concurrent submits split over two replicas; the rest never reach the upstream', async () => {
+    const frank = `Bearer ${await idp.sign({ sub: `${run}-frank` })}`;
+    const submits = emulator.stats.submits;
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => firstOutcome(replicas[i % 2]!.url, 'http', SUBMIT, {}, frank)));
+    const outcomes = answers.map((answer) => answer.result!.data.submitTask);
+    expect(outcomes.filter((outcome) => outcome.__typename === 'QueuedTask')).toHaveLength(4);
+    expect(outcomes.filter((outcome) => outcome.limit === 'SUBMITS_PER_MINUTE')).toHaveLength(16);
+    expect(emulator.stats.submits - submits).toBe(4);
+  });
+});
