@@ -18,7 +18,9 @@ async function submit(replica: Replica): Promise<string> {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
     body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "gpt-image-2" }) { ... on BaseTask { id } } }' }),
   });
-  return ((await response.json()) as any).data.submitTask.id;
+  const body = (await response.json()) as any;
+  if (!body.data) throw new Error(`submitTask failed: ${JSON.stringify(body.errors)}`);
+  return body.data.submitTask.id;
 }
 
 /** `count` watchers of `id` on each replica; returns them by replica. */
@@ -69,10 +71,13 @@ describe('three replicas sharing one poll loop per task through Redis', () => {
     await eventually(() => expect(upstreamGets() - before.upstream).toBeGreaterThanOrEqual(10), 10_000);
     const seen = upstreamGets() - before.upstream;
     const made = (await Promise.all(replicas.map(getsBy))).map((count, i) => count - before.byReplica[i]!);
-    // One replica (the lease holder) made every GET, one per interval; the other two made none, where on
-    // their own each would poll once per interval too. Its one poll at a time may still be in flight.
-    expect(made.filter((count) => count === 0)).toHaveLength(2);
-    expect(Math.max(...made)).toBeGreaterThanOrEqual(seen - 1);
+    // One replica (the lease holder) made the GETs, one per interval; on their own, all three would poll
+    // once per interval each, a third of the GETs apiece and none idle. A holder whose event loop stalls past
+    // its lease (600 ms) on a busy machine is rightly replaced: one hand-over is allowed, so at least one
+    // replica made none and one made most of them.
+    expect(made.filter((count) => count === 0).length).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...made)).toBeGreaterThanOrEqual(seen / 2);
+    expect(made.reduce((a, b) => a + b)).toBeLessThanOrEqual(seen + 2);
     for (let step = 0; step < 5; step++) {
       clock.advance(1_000);
       await eventually(() => expect(new Set(watchers.map((w) => w.states().at(-1))).size).toBe(1), 10_000);

@@ -120,9 +120,12 @@ export function reserveSlots(state: BudgetState, now: number, count = 1): number
   return slot;
 }
 
-/** How many slots a lease of `durationMs` holds at the key's pace: at least one. */
-export function leaseCount(state: BudgetState, durationMs: number): number {
-  return Math.max(1, Math.floor(durationMs / state.intervalMs));
+/**
+ * How many slots a lease holds: what `durationMs` holds at the key's pace, but no more than the
+ * `want` the replica asks for (slots it would not spend are slots the fleet loses); at least one.
+ */
+export function leaseCount(state: BudgetState, durationMs: number, want = Number.POSITIVE_INFINITY): number {
+  return Math.max(1, Math.min(want, Math.floor(durationMs / state.intervalMs)));
 }
 
 export function applyLesson(state: BudgetState, lesson: BudgetLesson, now: number, rules: ResolvedRules): void {
@@ -193,10 +196,11 @@ export function ruleArgs(rules: ResolvedRules, ttlMs: number): number[] {
 
 /**
  * `reserveSlots` after `leaseCount`: KEYS[1] the key's hash; ARGV as PRELUDE, then the lease's
- * duration in ms. Returns the first slot, the interval and the number of slots taken.
+ * duration in ms and the most slots wanted. Returns the first slot, the interval and the number of
+ * slots taken.
  */
 export const RESERVE_LUA = `${PRELUDE}
-local count = math.max(1, math.floor(tonumber(ARGV[13]) / interval))
+local count = math.max(1, math.min(tonumber(ARGV[14]), math.floor(tonumber(ARGV[13]) / interval)))
 local slot = math.max(tat - burst, now)
 tat = math.max(tat, now) + count * interval
 save()

@@ -12,14 +12,22 @@ export const KEYS_KEPT = 10_000;
  * when Redis is away or late, so that no request waits on Redis.
  */
 export interface KeyBudget {
-  /** Takes the key's slot if one is free now: true when taken; else ask again at `nextSlotAt`. */
-  reserveNow(keyHash: string): boolean;
+  /**
+   * Takes the key's slot if one is free now: true when taken; else ask again at `nextSlotAt`.
+   * `waiting`: the key's requests waiting here besides this one (a shared budget leases for them).
+   */
+  reserveNow(keyHash: string, waiting?: number): boolean;
   /** Applies what an answer taught. */
   learn(keyHash: string, lesson: BudgetLesson): void;
   /** The key's pace now, requests/s. */
   rate(keyHash: string): number;
   /** When to ask `reserveNow` again, ms (never before now): the key's next free slot, as far as is known here. */
   nextSlotAt(keyHash: string): number;
+  /**
+   * Tells `listener` when slots of a key arrive between `nextSlotAt` and the time it gave (a shared
+   * budget's lease answered): what waits for them need not wait out that time. A local budget has none.
+   */
+  onSlots?(listener: (keyHash: string) => void): void;
   /** Connects what the budget needs (Redis); nothing connects before. */
   start(): void;
   /** Releases what the budget holds (a Redis connection). */

@@ -19,6 +19,8 @@ const MIN_LEASE_MS = 250;
 const MAX_LEASE_MS = 2_000;
 /** A lease lasts this many Redis round trips, so that the next one arrives before it runs out. */
 const LEASE_ROUND_TRIPS = 3;
+/** How late a leased slot may still be spent, ms (at least its interval): see `dropPassed`. */
+const PASSED_SLACK_MS = 25;
 /** Weight of the newest Redis round trip in its running average. */
 const RTT_WEIGHT = 0.2;
 /**
@@ -36,15 +38,30 @@ const MIN_LATE_MS = 200;
  */
 const STALLED_MS = 1_000;
 
-/** What a replica holds of one key's budget: slots leased from Redis, spent here one interval apart. */
-interface Lease {
-  /** The next leased slot, ms. */
+/** Consecutive slots of one lease from Redis: `left` of them, from `next` on, one interval apart. */
+interface Slice {
   next: number;
   intervalMs: number;
-  /** Leased slots not yet spent. */
   left: number;
+}
+
+/**
+ * What a replica holds of one key's budget: the slices leased from Redis and not yet spent, in order.
+ * Each slot is spent at the time Redis gave it, never earlier: the next slice may start after other
+ * replicas' slices, and spending it straight after this one would overlap theirs.
+ */
+interface Lease {
+  slices: Slice[];
+  /** The key's interval as Redis last said, ms. */
+  intervalMs: number;
+  /** When the last leased slot falls, ms (0: none yet). */
+  endsAt: number;
   /** When the lease request under way was sent (ms by the budget's clock); null: none is. */
   askedAt: number | null;
+  /** Slots spent since `countedAt`, and in the span before it: the replica's own demand for the key. */
+  spent: number;
+  spentBefore: number;
+  countedAt: number;
 }
 
 interface BudgetCommands {
@@ -86,32 +103,45 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
   const scriptRules = ruleArgs(rules, idleMs);
   /** Running average of a Redis round trip, ms. */
   let rttMs = 0;
+  let onSlots: ((keyHash: string) => void) | undefined;
 
   function leaseOf(keyHash: string): Lease {
     let lease = leases.peek(keyHash);
     if (!lease) {
-      lease = { next: 0, intervalMs: 1_000 / local.rate(keyHash), left: 0, askedAt: null };
+      lease = { slices: [], intervalMs: 1_000 / local.rate(keyHash), endsAt: 0, askedAt: null, spent: 0, spentBefore: 0, countedAt: 0 };
       leases.set(keyHash, lease);
     }
     return lease;
   }
 
-  /** Asks Redis for the next slice once less than a round trip (and a bit) of the current one is left. */
-  function topUp(keyHash: string, lease: Lease, at: number): void {
+  /**
+   * Asks Redis for the next slice once less than a round trip (and a bit) of what is held is left. It
+   * asks for what the replica spends (`waiting` requests now, and what it spent in the last lease's
+   * time), no more: slots leased and not spent are lost to every replica.
+   */
+  function topUp(keyHash: string, lease: Lease, at: number, waiting: number): void {
     if (lease.askedAt !== null) return;
-    const leftMs = lease.left > 0 ? lease.next - at + lease.left * lease.intervalMs : 0;
+    const leftMs = lease.slices.length > 0 ? lease.endsAt - at : 0;
     if (leftMs > 1.5 * rttMs + MIN_LEASE_MS / 2) return;
     lease.askedAt = at;
     const durationMs = Math.min(MAX_LEASE_MS, Math.max(MIN_LEASE_MS, LEASE_ROUND_TRIPS * rttMs));
+    if (at - lease.countedAt >= durationMs) {
+      lease.spentBefore = at - lease.countedAt < 2 * durationMs ? lease.spent : 0;
+      lease.spent = 0;
+      lease.countedAt = at;
+    }
+    const held = lease.slices.reduce((sum, slice) => sum + slice.left, 0);
+    const want = Math.max(1, waiting + 1 + Math.max(lease.spent, lease.spentBefore) - held);
     const sentAt = performance.now();
-    scripts.budgetReserve(keyOf(keyHash), at, ...scriptRules, durationMs).then(
+    scripts.budgetReserve(keyOf(keyHash), at, ...scriptRules, durationMs, want).then(
       ([slot, interval, count]) => {
         rttMs += (performance.now() - sentAt - rttMs) * RTT_WEIGHT;
         lease.askedAt = null;
-        // A new slice's slots follow what is left of the previous one: Redis reserved them after.
-        if (lease.left === 0) lease.next = Number(slot);
-        lease.intervalMs = Number(interval);
-        lease.left += Number(count);
+        const slice = { next: Number(slot), intervalMs: Number(interval), left: Number(count) };
+        lease.slices.push(slice);
+        lease.intervalMs = slice.intervalMs;
+        lease.endsAt = Math.max(lease.endsAt, slice.next + slice.left * slice.intervalMs);
+        onSlots?.(keyHash);
       },
       () => {
         lease.askedAt = null;
@@ -120,45 +150,62 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
   }
 
   /**
-   * Whether the local budget spends for the key now: its lease ran out and the next one is stalled,
-   * or the key is idle (no slice for `MAX_LEASE_MS`: its first request does not wait for Redis). A
-   * busy key whose slice just ran out waits for the next.
+   * Drops the slots that passed unspent (more than an interval, and `PASSED_SLACK_MS`, ago): spending
+   * them late would be a burst the fleet did not plan, and a quota counted in fixed windows would
+   * refuse it. The slack is for the turn of the event loop between a lease's answer and its spending.
+   */
+  function dropPassed(lease: Lease, at: number): void {
+    for (let slice = lease.slices[0]; slice; slice = lease.slices[0]) {
+      const slackMs = Math.max(slice.intervalMs, PASSED_SLACK_MS);
+      if (slice.next >= at - slackMs) return;
+      const passed = Math.min(slice.left, Math.ceil((at - slackMs - slice.next) / slice.intervalMs));
+      slice.left -= passed;
+      slice.next += passed * slice.intervalMs;
+      if (slice.left > 0) return;
+      lease.slices.shift();
+    }
+  }
+
+  /**
+   * Whether the local budget spends for the key now: nothing is leased and the lease asked for is
+   * stalled, or the key is idle (no slot for `MAX_LEASE_MS`: its first request does not wait for
+   * Redis). A busy key whose slices ran out waits for the next.
    */
   function spendsLocally(lease: Lease, at: number): boolean {
-    if (lease.left > 0) return false;
-    return lease.askedAt === null ? lease.next < at - MAX_LEASE_MS : at - lease.askedAt >= STALLED_MS;
+    if (lease.slices.length > 0) return false;
+    return lease.askedAt === null ? lease.endsAt < at - MAX_LEASE_MS : at - lease.askedAt >= STALLED_MS;
   }
   const lateMs = () => Math.max(MIN_LATE_MS, LATE_ROUND_TRIPS * rttMs);
 
   return {
     healthy,
+    onSlots(listener) {
+      onSlots = listener;
+    },
     start() {
       redis.connect().catch(() => undefined);
     },
-    reserveNow(keyHash) {
+    reserveNow(keyHash, waiting = 0) {
       if (!healthy()) return local.reserveNow(keyHash);
       const at = now();
       const lease = leaseOf(keyHash);
-      // Slots that passed unspent (more than one interval ago) are gone: spending them late would be a
-      // burst the fleet did not plan, and a quota counted in fixed windows would refuse it.
-      if (lease.left > 0 && lease.next < at - lease.intervalMs) {
-        const passed = Math.min(lease.left, Math.floor((at - lease.next) / lease.intervalMs));
-        lease.left -= passed;
-        lease.next += passed * lease.intervalMs;
-      }
+      dropPassed(lease, at);
       const locally = spendsLocally(lease, at);
-      topUp(keyHash, lease, at);
+      topUp(keyHash, lease, at, waiting);
       if (locally) return local.reserveNow(keyHash);
-      if (lease.left === 0 || lease.next > at) return false;
-      lease.next += lease.intervalMs;
-      lease.left -= 1;
+      const slice = lease.slices[0];
+      if (!slice || slice.next > at) return false;
+      slice.next += slice.intervalMs;
+      slice.left -= 1;
+      if (slice.left === 0) lease.slices.shift();
+      lease.spent += 1;
       return true;
     },
     learn(keyHash, lesson: BudgetLesson) {
       local.learn(keyHash, lesson);
       const lease = leases.peek(keyHash);
       // A 429 makes the slots leased before it wrong: the next slice comes at the pace it taught.
-      if (lease && lesson.kind !== 'faster') lease.left = 0;
+      if (lease && lesson.kind !== 'faster') lease.slices.length = 0;
       if (!healthy()) return;
       scripts.budgetLearn(keyOf(keyHash), now(), ...scriptRules, ...lessonArgs(lesson)).then(
         (interval) => {
@@ -176,8 +223,9 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
       const at = now();
       const lease = healthy() ? leases.peek(keyHash) : undefined;
       if (!lease || spendsLocally(lease, at)) return local.nextSlotAt(keyHash);
-      // Waiting for a lease: ask again when it is due, or late.
-      return Math.max(at, lease.left > 0 ? lease.next : (lease.askedAt ?? at) + lateMs());
+      // Waiting for a lease: ask again when its slot is due, or when the lease asked for is late.
+      const slice = lease.slices[0];
+      return Math.max(at, slice ? slice.next : (lease.askedAt ?? at) + lateMs());
     },
     async dispose() {
       if (redis.status === 'wait') redis.disconnect();

@@ -77,10 +77,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   let heldInFlight = 0;
   let seq = 0;
   let disposed = false;
-  /**
-   * Aborts, at disposal, requests in flight that came without a signal. One with a signal is its owner's
-   * to abort: AbortSignal.any() on every request would cost more than the rest of a poll's scheduling.
-   */
+  /** Aborts requests in flight without a signal at disposal (AbortSignal.any() per request costs more than a poll's scheduling). */
   const shutdown = new AbortController();
   // Requests in flight without a signal of their own listen to it: up to `maxInFlight`, by design.
   setMaxListeners(maxInFlight, shutdown.signal);
@@ -107,9 +104,8 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   }
 
   /**
-   * Forgets a key with nothing waiting or in flight, once more than `KEYS_KEPT` keys are known:
-   * a busy key goes idle between most of its requests, and building its state again each time would
-   * cost more than keeping it.
+   * Forgets a key with nothing waiting or in flight, once more than `KEYS_KEPT` keys are known: a busy
+   * key goes idle between most of its requests, and building its state each time would cost more.
    */
   function forgetIfIdle(state: KeyState): void {
     if (keys.size <= KEYS_KEPT || state.waiting.size > 0 || state.inFlight + state.heldInFlight > 0 || state.sleeping) return;
@@ -144,7 +140,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
         blocked.add(state);
         break;
       }
-      if (!budget.reserveNow(state.hash)) {
+      if (!budget.reserveNow(state.hash, state.waiting.size)) {
         state.saturated = true;
         sleepUntil(state, budget.nextSlotAt(state.hash));
         return;
@@ -155,15 +151,21 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
     forgetIfIdle(state);
   }
 
-  /** Waits until the key's budget expects a free slot, then pumps again. */
+  /** Waits until the key's budget expects a free slot, then pumps again; a lease that comes sooner wakes it. */
   function sleepUntil(state: KeyState, at: number): void {
     state.sleeping = true;
-    state.timer = timers.setTimeout(() => {
-      state.sleeping = false;
-      state.timer = null;
-      pump(state);
-    }, at - now());
+    state.timer = timers.setTimeout(() => wake(state), at - now());
   }
+  function wake(state: KeyState): void {
+    timers.clearTimeout(state.timer);
+    state.sleeping = false;
+    state.timer = null;
+    pump(state);
+  }
+  budget.onSlots?.((keyHash) => {
+    const state = keys.get(keyHash);
+    if (state?.sleeping && !disposed) wake(state);
+  });
 
   function dispatch(state: KeyState, entry: Entry): void {
     entries.settle(entry);

@@ -15,7 +15,7 @@ import {
 } from '../../src/upstream/gcra.ts';
 import { connectRedis } from '../helpers/redis-server.ts';
 
-type Step = { at: number } & ({ reserveMs: number } | { lesson: BudgetLesson });
+type Step = { at: number } & ({ reserveMs: number; want?: number } | { lesson: BudgetLesson });
 
 /**
  * One table of reservations (leases of `reserveMs`) and lessons that passes through every branch of
@@ -25,6 +25,7 @@ type Step = { at: number } & ({ reserveMs: number } | { lesson: BudgetLesson });
 const steps: Step[] = [
   { at: 1_000, reserveMs: 100 },
   { at: 1_000, reserveMs: 20 },
+  { at: 1_020, reserveMs: 500, want: 3 },
   { at: 1_050, reserveMs: 500 },
   { at: 1_500, lesson: { kind: 'faster' } },
   { at: 2_000, lesson: { kind: 'faster' } },
@@ -40,6 +41,7 @@ const steps: Step[] = [
   { at: 11_400, reserveMs: 1_000 },
   { at: 12_000, lesson: { kind: 'quota', ratePerSec: 20, resumeAt: 13_000 } },
   { at: 12_100, reserveMs: 100 },
+  { at: 12_200, reserveMs: 2_000, want: 7 },
   { at: 14_000, lesson: { kind: 'faster' } },
   { at: 14_000, reserveMs: 10 },
   { at: 20_000, lesson: { kind: 'quota', ratePerSec: 0.01, resumeAt: null } },
@@ -70,9 +72,10 @@ describe('the GCRA rules, in TypeScript and in Redis Lua', () => {
     for (const [index, step] of steps.entries()) {
       const what = `step ${index} ${JSON.stringify(step)}`;
       if ('reserveMs' in step) {
-        const count = leaseCount(local, step.reserveMs);
+        const want = step.want ?? 1_000_000;
+        const count = leaseCount(local, step.reserveMs, want);
         const slot = reserveSlots(local, step.at, count);
-        const [redisSlot, , redisCount] = await scripts.reserve(key, step.at, ...args, step.reserveMs);
+        const [redisSlot, , redisCount] = await scripts.reserve(key, step.at, ...args, step.reserveMs, want);
         expect([Number(redisSlot), redisCount], what).toEqual([expect.closeTo(slot, 2), count]);
       } else {
         applyLesson(local, step.lesson, step.at, rules);

@@ -1,0 +1,46 @@
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createRedisBudget } from '../../src/upstream/redis-budget.ts';
+import { createManualClock } from '../helpers/clock.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('slices of a key budget leased from Redis by several replicas', () => {
+  const clock = createManualClock(1_000_000);
+  const prefix = `task-gateway-test-lease-${process.pid}-${Date.now()}`;
+  const replicas = [0, 1, 2].map(() => createRedisBudget({ url: inject('redisUrl'), prefix, now: clock.now }));
+  const KEY = 'a-key-hash';
+  const RATE = 50; // the quota the key learnt, requests/s; 0.95 of it is used
+  const intervalMs = 1_000 / (RATE * 0.95);
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((budget) => budget.dispose()));
+  });
+
+  it('are spent at the times Redis gave, so that the replicas together keep one interval between slots', async () => {
+    for (const budget of replicas) budget.start();
+    for (let attempt = 0; attempt < 100 && !replicas.every((budget) => budget.healthy()); attempt++) await sleep(20);
+    // What a quota 429 taught one replica holds for all, through Redis: paced strictly, no burst.
+    replicas[0]!.learn(KEY, { kind: 'quota', ratePerSec: RATE, resumeAt: null });
+    await sleep(50);
+    const spent: Array<{ replica: number; at: number }> = [];
+    // Two seconds, a millisecond at a time; each replica has ten requests waiting for the key all along.
+    for (let step = 0; step < 2_000; step++) {
+      for (const [replica, budget] of replicas.entries()) {
+        while (budget.reserveNow(KEY, 10)) spent.push({ replica, at: clock.now() });
+      }
+      clock.advance(1);
+      // Redis answers leases in real time: let them arrive between the budget's milliseconds.
+      if (step % 10 === 0) await sleep(1);
+    }
+    // The first request of an idle key does not wait for Redis (its replica's own budget sends it): leave those out.
+    const leased = spent.filter((slot, i) => spent.findIndex((other) => other.replica === slot.replica) !== i);
+    const times = leased.map((slot) => slot.at).sort((a, b) => a - b);
+    const gaps = times.slice(1).map((at, i) => at - times[i]!);
+    // Every replica spent some; none spent a slot within an interval of another's (a millisecond of the clock's grain).
+    for (const replica of [0, 1, 2]) expect(spent.some((slot) => slot.replica === replica)).toBe(true);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(Math.floor(intervalMs));
+    // And together they kept the pace: about 95 slots in two seconds, not three times that.
+    expect(times.length).toBeLessThanOrEqual(Math.ceil(2_000 / intervalMs) + 1);
+    expect(times.length).toBeGreaterThan(0);
+  });
+});
