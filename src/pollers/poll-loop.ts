@@ -1,5 +1,6 @@
 import { GatewayError, PollTimeoutError } from '../errors.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
+import { type Abortable, StopSignal } from '../lib/stop-signal.ts';
 import type { Credential } from '../upstream/credential.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
@@ -15,7 +16,7 @@ export interface PollLoopOptions extends LoopPaceOptions {
   credential: Credential;
   taskId: string;
   /** One upstream GET of the task, with the hints of the key's request scheduler (priority, last read). */
-  fetch: (credential: Credential, taskId: string, options: RequestOptions & { signal: AbortSignal }) => Promise<TaskSnapshot>;
+  fetch: (credential: Credential, taskId: string, options: RequestOptions & { signal: Abortable }) => Promise<TaskSnapshot>;
   coordinator: LoopCoordinator;
   /** Age (ms) at which the loop ends its watchers with `PollTimeoutError`. */
   timeoutMs: number;
@@ -78,11 +79,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   let timer: unknown = null;
   /** The read in flight (queued in the key's request scheduler or sent). */
   let request: Promise<TaskSnapshot> | null = null;
-  /** Aborts the request in flight when the loop stops; one per loop, since only the stop aborts. */
-  const stopping = new AbortController();
-  // Each read listens to this signal while it runs. One listener that stays keeps the signal's table of
-  // listeners from being emptied and built again on every read (a poll is a read).
-  stopping.signal.addEventListener('abort', () => undefined);
+  /** Aborts the request in flight when the loop stops; one per loop, since only the stop aborts (see StopSignal). */
+  const stopping = new StopSignal();
   /** Moves the request ahead of the polls while it is queued in the request scheduler; null once sent. */
   let promote: (() => boolean) | null = null;
   /** `polling`: asking the coordinator or fetching; at most one poll at a time. */
@@ -106,8 +104,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
    * each read (the scheduler reads it when the read is asked for), like the callbacks below: a loop's
    * steady state, one read per interval, allocates nothing of its own.
    */
-  const hints: RequestOptions & { signal: AbortSignal } = {
-    signal: stopping.signal,
+  const hints: RequestOptions & { signal: Abortable } = {
+    signal: stopping,
     priority: 'poll',
     lastReadAt: 0,
     onQueued: (move) => {

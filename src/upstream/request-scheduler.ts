@@ -23,6 +23,7 @@
 import { setMaxListeners } from 'node:events';
 import { QueueTimeoutError } from '../errors.ts';
 import { realScheduler } from '../lib/scheduler.ts';
+import type { Abortable } from '../lib/stop-signal.ts';
 import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { createLocalBudget, KEYS_KEPT } from './key-budget.ts';
 import { LIMIT_WINDOW_MS } from './key-concurrency.ts';
@@ -242,7 +243,7 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
   }
 
   return {
-    run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints: ScheduleHints & { signal?: AbortSignal } = {}): Promise<T> {
+    run<T>(keyHash: string, send: (signal: Abortable) => Promise<T>, hints: ScheduleHints & { signal?: Abortable } = {}): Promise<T> {
       const { priority = 'urgent', held = false, signal, onQueued } = hints;
       if (disposed) return Promise.reject(new QueueTimeoutError('The gateway is shutting down.'));
       if (signal?.aborted) return Promise.reject(signal.reason);

@@ -1,4 +1,5 @@
 import type { Scheduler } from '../lib/scheduler.ts';
+import type { Abortable } from '../lib/stop-signal.ts';
 import type { KeyBudget } from './key-budget.ts';
 import type { RequestPriority } from './request-lanes.ts';
 
@@ -65,7 +66,7 @@ export interface KeyStats {
 
 export interface RequestScheduler {
   /** Runs `send` when the key's budget, its in-flight bounds and the priorities allow; settles with its outcome. */
-  run<T>(keyHash: string, send: (signal: AbortSignal) => Promise<T>, hints?: ScheduleHints & { signal?: AbortSignal }): Promise<T>;
+  run<T>(keyHash: string, send: (signal: Abortable) => Promise<T>, hints?: ScheduleHints & { signal?: Abortable }): Promise<T>;
   stats(): { queued: number; inFlight: number; keys: number };
   /** Whether the upstream has accepted the key (answered one of its requests with anything but 401). */
   accepted(keyHash: string): boolean;

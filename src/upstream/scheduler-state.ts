@@ -1,5 +1,6 @@
 import { QueueTimeoutError } from '../errors.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
+import type { Abortable } from '../lib/stop-signal.ts';
 import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import type { BudgetLesson } from './gcra.ts';
 import { createKeyConcurrency, type KeyConcurrency } from './key-concurrency.ts';
@@ -10,7 +11,7 @@ import type { KeyStats, ScheduleHints } from './request-scheduling.ts';
 
 /** One request in the scheduler (request-scheduler.ts), from `run` until it settles. */
 export interface Entry {
-  send: (signal: AbortSignal) => Promise<unknown>;
+  send: (signal: Abortable) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   priority: RequestPriority;
@@ -20,7 +21,7 @@ export interface Entry {
   queuedAt: number;
   attempts: number;
   timer: unknown;
-  signal: AbortSignal | undefined;
+  signal: Abortable | undefined;
   onAbort: (() => void) | undefined;
   /** Sent or refused: out of the queue for good (until a 429 sends it back). */
   settled: boolean;
@@ -49,7 +50,7 @@ export function newEntry(
   send: Entry['send'],
   resolve: Entry['resolve'],
   reject: Entry['reject'],
-  hints: ScheduleHints & { signal?: AbortSignal },
+  hints: ScheduleHints & { signal?: Abortable },
   seq: number,
   queuedAt: number,
 ): Entry {

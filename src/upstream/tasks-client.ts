@@ -1,5 +1,6 @@
 import { Agent, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
+import type { Abortable } from '../lib/stop-signal.ts';
 import type { Credential } from './credential.ts';
 import {
   BadRequestError,
@@ -34,7 +35,7 @@ export interface SubmitTaskRequest {
 
 export interface RequestOptions extends ScheduleHints {
   /** Aborts the request; the promise then rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: Abortable;
 }
 
 export interface TasksClient {
@@ -116,7 +117,7 @@ export function createTasksClient(options: TasksClientOptions): TasksClient {
     template: string,
     path: string,
     credential: Credential,
-    signal: AbortSignal | undefined,
+    signal: Abortable | undefined,
     body?: unknown,
     headers?: Record<string, string>,
     extraMs = 0,

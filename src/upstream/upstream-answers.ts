@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import type { Abortable } from '../lib/stop-signal.ts';
 import type { Credential } from './credential.ts';
 import { UpstreamError, UpstreamInvalidError, type UpstreamQuota, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.ts';
 import { isRecord } from './task-snapshot.ts';
@@ -44,7 +45,7 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
     private readonly maxBytes: number,
     /** The exchange's deadline: connect, headers and body (ms). */
     private readonly deadlineMs: number,
-    private readonly signal: AbortSignal | undefined,
+    private readonly signal: Abortable | undefined,
   ) {
     this.promise = new Promise<RawResponse>((resolve, reject) => {
       this.resolve = resolve;
