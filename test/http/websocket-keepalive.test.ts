@@ -35,7 +35,8 @@ describe('WebSocket keep-alive', () => {
         now: Date.now,
         stopping: new AbortController().signal,
       },
-      keepAliveMs: 50,
+      // Long enough for a pong on a busy machine: the live socket must not look silent.
+      keepAliveMs: 1_000,
     });
     webSockets.start();
     track(async () => {
