@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
-import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
+import type { RedisConfig } from '../lib/redis-config.ts';
+import { closeRedis, createRedisConnection, type RedisClient } from '../lib/redis-connection.ts';
 import { RECENT_TASKS_RETENTION_MS, type RecentTask, type RecentTasksStore, RecentTasksUnavailableError } from './recent-tasks.ts';
 
 export interface RedisRecentTasksOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** Entries kept per key; the oldest go first. Default 1 000. */
   maxPerKey?: number;
@@ -91,18 +91,22 @@ interface RecentTasksCommands {
  */
 export function createRedisRecentTasks(options: RedisRecentTasksOptions): RecentTasksStore {
   const {
-    url,
-    prefix = 'task-gateway',
+    redis: target,
+    prefix = target.prefix,
     maxPerKey = 1_000,
     retentionMs = RECENT_TASKS_RETENTION_MS, // 72 h
     now = Date.now,
   } = options;
   // Commands fail fast while Redis is away rather than queueing behind reconnects.
-  const redis = createRedisConnection(url) as Redis & RecentTasksCommands;
+  const redis = createRedisConnection(target) as RedisClient & RecentTasksCommands;
   redis.defineCommand('recordRecentTask', { numberOfKeys: 2, lua: RECORD });
   redis.defineCommand('pageRecentTasks', { numberOfKeys: 2, lua: PAGE });
-  const setOf = (keyHash: string) => `${prefix}:recent:${keyHash}`;
-  const costsOf = (keyHash: string) => `${prefix}:recent-costs:${keyHash}`;
+  // The scripts touch both keys of a key hash: the hash tag keeps them in one Cluster slot. It is
+  // there on every topology, so that one key layout serves them all (and a Redis moved into a
+  // Cluster keeps its keys valid); entries filed under the untagged names of earlier versions are
+  // not listed any more.
+  const setOf = (keyHash: string) => `${prefix}:recent:{${keyHash}}`;
+  const costsOf = (keyHash: string) => `${prefix}:recent-costs:{${keyHash}}`;
 
   // The first use connects, once: concurrent first calls wait for the same connection instead of failing fast.
   let firstConnect: Promise<void> | null = null;
