@@ -19,7 +19,7 @@ export interface RedisConnectionOptions {
  *
  * A stalled Redis (connected, but not answering) is an outage like a closed
  * one: a command unanswered within the deadline fails, and a socket that
- * receives nothing that long after a command is destroyed, so the connection
+ * receives nothing for twice that after a command is destroyed, so the connection
  * leaves `ready` and reconnects (ioredis `commandTimeout` and `socketTimeout`).
  */
 export function createRedisConnection(redis: RedisConfig, options: RedisConnectionOptions = {}): RedisClient {
@@ -30,7 +30,9 @@ export function createRedisConnection(redis: RedisConfig, options: RedisConnecti
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: commandTimeoutMs,
-    socketTimeout: commandTimeoutMs,
+    // Twice the command deadline: a timer that fires after the event loop was blocked may run before
+    // the answer already waiting on the socket is read, and a busy replica must not drop a healthy Redis.
+    socketTimeout: 2 * commandTimeoutMs,
     retryStrategy: backoff,
   };
   let client: RedisClient;
@@ -46,8 +48,6 @@ export function createRedisConnection(redis: RedisConfig, options: RedisConnecti
         password: redis.password ?? undefined,
         sentinelPassword: redis.sentinelPassword ?? undefined,
         sentinelRetryStrategy: backoff,
-        // Sentinel's +switch-master moves the connection at once, not when the old master's socket gives up.
-        failoverDetector: true,
       });
       break;
     case 'cluster':
@@ -58,7 +58,7 @@ export function createRedisConnection(redis: RedisConfig, options: RedisConnecti
           enableOfflineQueue: offlineQueue,
           maxRedirections: 4,
           clusterRetryStrategy: backoff,
-          redisOptions: { ...common, lazyConnect: false, password: redis.password ?? undefined },
+          redisOptions: { ...common, password: redis.password ?? undefined },
         },
       );
       break;
