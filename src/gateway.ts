@@ -97,7 +97,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     options.recentTasks ?? (config.redis ? createRedisRecentTasks({ redis: config.redis, now }) : createMemoryRecentTasks({ now }));
   // An unrecorded submission is still a submission: it is logged, never failed.
   const recentTasks = recordingNeverFails(recentTasksStore, () =>
-    logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
+    logger.warn('recent tasks: a submission was not recorded yet (store unreachable); it is recorded when the store answers again'),
   );
   const callbackTokens =
     options.callbackTokens ??
