@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEMO_API_KEY, readConfig } from '../src/config.ts';
+import { describeRedis } from '../src/lib/redis-config.ts';
 
 describe('readConfig', () => {
   it('applies the documented defaults', () => {
@@ -139,6 +140,12 @@ describe('readConfig', () => {
       }
     });
     expect(messages.join()).not.toMatch(/secret|hunter2/);
+    const described = [
+      { REDIS_URL: 'redis://user:hunter2@redis:6379/0' },
+      { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'main', REDIS_PASSWORD: 'hunter2', REDIS_SENTINEL_PASSWORD: 'secret' },
+      { REDIS_CLUSTER_NODES: 'c1:7000', REDIS_PASSWORD: 'hunter2' },
+    ].map((env) => describeRedis(readConfig(env).redis!));
+    expect(described).toEqual(['redis://redis:6379', 'sentinel main via s1:26379', 'cluster c1:7000']);
   });
 
   it('reads one Redis topology, with its prefix and command deadline', () => {

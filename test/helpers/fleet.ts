@@ -78,3 +78,11 @@ export function expectOnePoller({ seen, made }: { seen: number; made: number[] }
 }
 
 export const terminal = (state: string) => /COMPLETED|FAILED|CANCELLED/.test(state);
+
+/**
+ * Resolves once a window of `polls` GETs of task `id` had one poller (sharing came back), trying
+ * window after window for up to `timeoutMs`: a liveness bound, not a timing assertion.
+ */
+export async function sharingReturns(emulator: Emulator, replicas: Replica[], id: string, timeoutMs = 20_000): Promise<void> {
+  await eventually(async () => expectOnePoller(await getsDuring(emulator, replicas, id, 5)), timeoutMs);
+}
