@@ -17,7 +17,7 @@ import { type RedisCluster, type SentinelSet, startRedisCluster, startSentinelSe
 import { type Replica, startReplicas } from '../helpers/replicas.ts';
 import { startEmulator } from '../helpers/stack.ts';
 
-describe('two replicas on a Sentinel-managed Redis (master, one replica, one sentinel)', () => {
+describe('two replicas on a Sentinel-managed Redis (master, one replica, three sentinels)', () => {
   const clock = createManualClock();
   let emulator: Emulator;
   let set: SentinelSet;
@@ -26,7 +26,7 @@ describe('two replicas on a Sentinel-managed Redis (master, one replica, one sen
 
   beforeAll(async () => {
     emulator = await startEmulator({ now: clock.now, queuedMs: 1_000, processingMs: 4_000 });
-    set = await startSentinelSet(1);
+    set = await startSentinelSet(3);
     replicas = await startReplicas(2, {
       upstreamUrl: emulator.url,
       env: { REDIS_SENTINELS: set.sentinels, REDIS_SENTINEL_NAME: set.name, REDIS_PREFIX: `test-${randomUUID()}` },
