@@ -2,6 +2,7 @@ import { LOOPBACK_HOSTS, parseHost } from './http/allowed-hosts.ts';
 import { type AuthConfig, readAuthConfig } from './identity/auth-config.ts';
 import { ConfigError, type Env, integer, text, url } from './lib/env-values.ts';
 import { isHttpUrl } from './lib/http-url.ts';
+import { type RedisConfig, readRedisConfig } from './lib/redis-config.ts';
 
 /**
  * The gateway's configuration: read from the environment once, validated,
@@ -28,8 +29,8 @@ export interface Config {
   readonly publicUrl: string | null;
   /** Subscriptions one WebSocket may hold. Default 100. */
   readonly maxSubscriptionsPerConnection: number;
-  /** Shared polling and per-key budgets across replicas; null: single process. */
-  readonly redisUrl: string | null;
+  /** The Redis replicas share poll loops, budgets and stores through (`REDIS_URL`, `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES`); null: single process. */
+  readonly redis: RedisConfig | null;
   /** A JSON file of trusted documents (`{"<sha-256>": "<operation>"}`); when set only those operations run. Null: any operation, APQ on. */
   readonly trustedDocuments: string | null;
   /** Whether GraphiQL (`/graphql` in a browser) and the demo page (`/`) are served. Default: yes, but no with `trustedDocuments` (neither can run there). */
@@ -124,7 +125,7 @@ export function readConfig(env: Env): Config {
     upstreamTimeoutMs: integer(env, 'UPSTREAM_TIMEOUT_MS', 10_000, 100, 600_000),
     publicUrl,
     maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redis: readRedisConfig(env),
     trustedDocuments: text(env, 'TRUSTED_DOCUMENTS'),
     graphiql: onOff(env, 'GRAPHIQL') ?? text(env, 'TRUSTED_DOCUMENTS') === null,
     corsOrigins: origins(env, 'CORS_ORIGINS'),

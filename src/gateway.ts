@@ -7,6 +7,7 @@ import { createTransports, type TransportsOptions } from './http/transports.ts';
 import { createAuthenticator } from './identity/authenticator.ts';
 import { createUserStores } from './identity/user-stores.ts';
 import { createUserTasks } from './identity/user-tasks.ts';
+import { describeRedis, type RedisConfig } from './lib/redis-config.ts';
 import type { Scheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -38,11 +39,11 @@ export interface GatewayOptions {
   random?: () => number;
   /** Log lines dropped because stdout could not take them (`LogSink.dropped`), for `/metrics`. Default: those of the default logger's sink; none with an injected logger. */
   droppedLogLines?: () => number;
-  /** How poll loops are shared. Default: through Redis when `config.redisUrl` is set, else in this process only. */
+  /** How poll loops are shared. Default: through Redis when `config.redis` is set, else in this process only. */
   coordinator?: LoopCoordinator;
-  /** Where webhook callback tokens are kept. Default: shared through Redis with `config.redisUrl`, else in this process only. */
+  /** Where webhook callback tokens are kept. Default: shared through Redis with `config.redis`, else in this process only. */
   callbackTokens?: CallbackTokenStore;
-  /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redisUrl`, else memory. */
+  /** Where submissions are filed for `recentTasks`. Default: Redis with `config.redis`, else memory. */
   recentTasks?: RecentTasksStore;
   /** The only operations allowed (`TRUSTED_DOCUMENTS`, loaded by the entry). Default null: any operation, with APQ. */
   trustedDocuments?: TrustedDocuments | null;
@@ -73,8 +74,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const logSink = options.logger ? null : createLogSink();
   const logger = options.logger ?? createLogger(config.logLevel, logSink ?? undefined);
   const metrics = createMetrics();
-  const coordinator =
-    options.coordinator ?? (config.redisUrl ? redisCoordinator(config, config.redisUrl, logger) : createLocalCoordinator());
+  const coordinator = options.coordinator ?? (config.redis ? redisCoordinator(config, config.redis, logger) : createLocalCoordinator());
   const upstream = createUpstream({ config, upstreamUrl, metrics, logger, now, timers: scheduler, tracer });
   const { client: tasksClient, requestScheduler } = upstream;
   // Loops and budgets are both shared only while both reach Redis.
@@ -94,14 +94,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
   });
   const recentTasksStore =
-    options.recentTasks ?? (config.redisUrl ? createRedisRecentTasks({ url: config.redisUrl, now }) : createMemoryRecentTasks({ now }));
+    options.recentTasks ?? (config.redis ? createRedisRecentTasks({ redis: config.redis, now }) : createMemoryRecentTasks({ now }));
   // An unrecorded submission is still a submission: it is logged, never failed.
   const recentTasks = recordingNeverFails(recentTasksStore, () =>
-    logger.warn('recent tasks: a submission was not recorded (store unreachable)'),
+    logger.warn('recent tasks: a submission was not recorded yet (store unreachable); it is recorded when the store answers again'),
   );
   const callbackTokens =
     options.callbackTokens ??
-    (config.redisUrl ? createRedisCallbackTokens({ url: config.redisUrl, now }) : createMemoryCallbackTokens({ now }));
+    (config.redis ? createRedisCallbackTokens({ redis: config.redis, now }) : createMemoryCallbackTokens({ now }));
   const webhooks = createWebhooks({ publicUrl: config.publicUrl, poller, tokens: callbackTokens });
   // Jwt mode: who owns each task, and each user's limits and watches.
   const userStores = config.auth.mode === 'jwt' ? createUserStores(config, now) : null;
@@ -134,7 +134,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     probe: tasksClient.probe,
-    coordination: () => (config.redisUrl === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
+    coordination: () => (config.redis === null ? 'local' : shared() ? 'redis' : 'degraded: polling locally'),
     trustedDocuments,
     multipartHeartbeatMs: options.multipartHeartbeatMs,
     authenticator,
@@ -146,7 +146,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     loops: () => poller.stats().loops,
     queued: () => requestScheduler.stats().queued,
     busiestKeys: () => requestScheduler.busiest(BUSIEST_KEYS),
-    coordination: config.redisUrl ? () => (shared() ? 1 : 0) : undefined,
+    coordination: config.redis ? () => (shared() ? 1 : 0) : undefined,
     droppedLogLines: options.droppedLogLines ?? logSink?.dropped,
   });
 
@@ -166,7 +166,12 @@ export function createGateway(options: GatewayOptions): Gateway {
         );
       }
       logger.info(
-        { port: Number(new URL(url).port), upstream: new URL(upstreamUrl).origin, replica: coordinator.replicaId },
+        {
+          port: Number(new URL(url).port),
+          upstream: new URL(upstreamUrl).origin,
+          replica: coordinator.replicaId,
+          redis: config.redis ? describeRedis(config.redis) : null,
+        },
         'task-gateway listening',
       );
       return url;
@@ -191,9 +196,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
-function redisCoordinator(config: Config, url: string, logger: Logger): LoopCoordinator {
+function redisCoordinator(config: Config, redis: RedisConfig, logger: Logger): LoopCoordinator {
   return createRedisCoordinator({
-    url,
+    redis,
     // About three intervals: a dead holder is replaced within it.
     leaseMs: 3 * config.pollMaxIntervalMs,
     onHealthChange: (healthy) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEMO_API_KEY, readConfig } from '../src/config.ts';
+import { describeRedis } from '../src/lib/redis-config.ts';
 
 describe('readConfig', () => {
   it('applies the documented defaults', () => {
@@ -14,7 +15,7 @@ describe('readConfig', () => {
       upstreamTimeoutMs: 10_000,
       publicUrl: null,
       maxSubscriptionsPerConnection: 100,
-      redisUrl: null,
+      redis: null,
       trustedDocuments: null,
       graphiql: true,
       corsOrigins: [],
@@ -83,6 +84,14 @@ describe('readConfig', () => {
     [{ UPSTREAM_URL: 'ftp://x/v1' }, 'UPSTREAM_URL'],
     [{ PUBLIC_URL: 'gateway.example.com' }, 'PUBLIC_URL'],
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000' }, 'REDIS_URL and REDIS_CLUSTER_NODES'],
+    [{ REDIS_SENTINELS: 'a:26379', REDIS_CLUSTER_NODES: 'b:7000' }, 'REDIS_SENTINELS and REDIS_CLUSTER_NODES'],
+    [{ REDIS_SENTINELS: 'a:26379' }, 'REDIS_SENTINEL_NAME'],
+    [{ REDIS_SENTINELS: 'a:26379,b', REDIS_SENTINEL_NAME: 'main' }, 'REDIS_SENTINELS'],
+    [{ REDIS_CLUSTER_NODES: 'a:70000' }, 'REDIS_CLUSTER_NODES'],
+    [{ REDIS_CLUSTER_NODES: 'redis://a:7000' }, 'REDIS_CLUSTER_NODES'],
+    [{ REDIS_URL: 'redis://a:6379', REDIS_PREFIX: 'team{a}' }, 'REDIS_PREFIX'],
+    [{ REDIS_URL: 'redis://a:6379', REDIS_COMMAND_TIMEOUT_MS: '0' }, 'REDIS_COMMAND_TIMEOUT_MS'],
     [{ UPSTREAM_API_KEY: 'has spaces in it' }, 'UPSTREAM_API_KEY'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ UPSTREAM_RATE_LIMIT_PER_KEY: 'fast' }, 'UPSTREAM_RATE_LIMIT_PER_KEY'],
@@ -117,7 +126,12 @@ describe('readConfig', () => {
   });
 
   it('never echoes a key or a URL that may carry a password', () => {
-    const messages = [{ UPSTREAM_API_KEY: 'sk secret' }, { REDIS_URL: 'http://user:hunter2@host' }].map((env) => {
+    const messages = [
+      { UPSTREAM_API_KEY: 'sk secret' },
+      { REDIS_URL: 'http://user:hunter2@host' },
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_PASSWORD: 'hunter2', REDIS_COMMAND_TIMEOUT_MS: 'x' },
+      { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD: 'hunter2', REDIS_SENTINEL_PASSWORD: 'secret' },
+    ].map((env) => {
       try {
         readConfig(env);
         return '';
@@ -126,5 +140,41 @@ describe('readConfig', () => {
       }
     });
     expect(messages.join()).not.toMatch(/secret|hunter2/);
+    const described = [
+      { REDIS_URL: 'redis://user:hunter2@redis:6379/0' },
+      { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'main', REDIS_PASSWORD: 'hunter2', REDIS_SENTINEL_PASSWORD: 'secret' },
+      { REDIS_CLUSTER_NODES: 'c1:7000', REDIS_PASSWORD: 'hunter2' },
+    ].map((env) => describeRedis(readConfig(env).redis!));
+    expect(described).toEqual(['redis://redis:6379', 'sentinel main via s1:26379', 'cluster c1:7000']);
+  });
+
+  it('reads one Redis topology, with its prefix and command deadline', () => {
+    expect(readConfig({ REDIS_URL: 'redis://r:6379' }).redis).toEqual({
+      kind: 'url',
+      url: 'redis://r:6379',
+      prefix: 'task-gateway',
+      commandTimeoutMs: 500,
+    });
+    const sentinel = { REDIS_SENTINELS: 's1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'main', REDIS_PASSWORD: 'pw' };
+    expect(readConfig({ ...sentinel, REDIS_PREFIX: 'staging', REDIS_COMMAND_TIMEOUT_MS: '250' }).redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'main',
+      sentinelPassword: null,
+      password: 'pw',
+      prefix: 'staging',
+      commandTimeoutMs: 250,
+    });
+    expect(readConfig({ REDIS_CLUSTER_NODES: 'c1:7000,c2:7001' }).redis).toMatchObject({
+      kind: 'cluster',
+      nodes: [
+        { host: 'c1', port: 7000 },
+        { host: 'c2', port: 7001 },
+      ],
+      password: null,
+    });
   });
 });

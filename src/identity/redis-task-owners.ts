@@ -1,10 +1,11 @@
+import type { RedisConfig } from '../lib/redis-config.ts';
 import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { TASK_OWNER_RETENTION_MS, type TaskOwners, TaskOwnersUnavailableError } from './task-owners.ts';
 
 export interface RedisTaskOwnersOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** How long a record is kept, in ms. Default 604 800 000 (7 days). */
   retentionMs?: number;
@@ -18,9 +19,9 @@ export interface RedisTaskOwnersOptions {
  * refuses or retries; it never assumes an owner. Nothing connects until the first use.
  */
 export function createRedisTaskOwners(options: RedisTaskOwnersOptions): TaskOwners {
-  const { url, prefix = 'task-gateway', retentionMs = TASK_OWNER_RETENTION_MS } = options;
+  const { redis: target, prefix = target.prefix, retentionMs = TASK_OWNER_RETENTION_MS } = options;
   // Fails fast while Redis is away (no offline queue), never crashes the process on an error event.
-  const redis = createRedisConnection(url);
+  const redis = createRedisConnection(target);
   const keyOf = (taskId: string) => `${prefix}:owner:${taskId}`;
   let firstConnect: Promise<void> | null = null;
   const ready = () => {
@@ -42,7 +43,8 @@ export function createRedisTaskOwners(options: RedisTaskOwnersOptions): TaskOwne
       if (taskIds.length === 0) return [];
       await ready();
       try {
-        return await redis.mget(taskIds.map(keyOf));
+        // One GET a task, not MGET: on a Cluster the owners of several tasks are in several slots.
+        return await Promise.all(taskIds.map((taskId) => redis.get(keyOf(taskId))));
       } catch {
         throw unavailable();
       }

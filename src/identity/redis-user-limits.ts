@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
-import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
+import type { RedisConfig } from '../lib/redis-config.ts';
+import { closeRedis, createRedisConnection, type RedisClient } from '../lib/redis-connection.ts';
 import {
   ACTIVE_TTL_MS,
   DAY_MS,
@@ -116,9 +116,10 @@ interface LimitCommands {
 }
 
 export interface RedisUserLimitsOptions {
-  url: string;
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
   settings: UserLimitSettings;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
@@ -132,9 +133,9 @@ export interface RedisUserLimitsOptions {
  * rejects with `UserLimitsUnavailableError`: submits are refused, never let through unchecked.
  */
 export function createRedisUserLimits(options: RedisUserLimitsOptions): UserLimits {
-  const { url, settings, prefix = 'task-gateway', now = Date.now } = options;
+  const { redis: target, settings, prefix = target.prefix, now = Date.now } = options;
   // Fails fast while Redis is away (no offline queue), never crashes the process on an error event.
-  const redis = createRedisConnection(url) as Redis & LimitCommands;
+  const redis = createRedisConnection(target) as RedisClient & LimitCommands;
   redis.defineCommand('admitSubmit', { numberOfKeys: 5, lua: ADMIT });
   redis.defineCommand('acceptedSubmit', { numberOfKeys: 4, lua: ACCEPTED });
   redis.defineCommand('endedTask', { numberOfKeys: 3, lua: ENDED });

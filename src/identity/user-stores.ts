@@ -14,16 +14,16 @@ export interface UserStores {
 
 /**
  * The owners and limits stores: in Redis (shared by every replica) when
- * `config.redisUrl` is set, else in this process (bounded). Nothing connects until first use.
+ * `config.redis` is set, else in this process (bounded). Nothing connects until first use.
  */
 export function createUserStores(config: Config, now: () => number): UserStores {
-  const { redisUrl, users } = config;
+  const { redis, users } = config;
   const settings = { maxActiveTasks: users.maxActiveTasks, submitsPerMinute: users.submitsPerMinute, dailySpend: users.dailySpend };
-  const owners = redisUrl ? createRedisTaskOwners({ url: redisUrl }) : createMemoryTaskOwners({ now });
+  const owners = redis ? createRedisTaskOwners({ redis }) : createMemoryTaskOwners({ now });
   const limits = !anyLimit(settings)
     ? null
-    : redisUrl
-      ? createRedisUserLimits({ url: redisUrl, settings, now })
+    : redis
+      ? createRedisUserLimits({ redis, settings, now })
       : createMemoryUserLimits({ settings, now });
   return {
     owners,

@@ -1,17 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { RedisConfig } from '../lib/redis-config.ts';
 import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
 import type { LoopCoordinator, LoopMembership } from './loop-coordinator.ts';
 
 export interface RedisCoordinatorOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
   /** How long a lease lasts unless renewed; a dead holder is replaced within it. Default 15 000 ms. */
   leaseMs?: number;
   /** How long a finished task's snapshot is kept for every replica. Default 3 600 000 ms (1 h). */
   terminalTtlMs?: number;
-  /** Prefix of every Redis key and channel. Default `task-gateway`. */
+  /** Prefix of every Redis key and channel. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** This process's name in leases. Default `<host>:<pid>:<random>`. */
   replicaId?: string;
@@ -42,21 +43,29 @@ return 0`;
  * watcher joining anywhere starts from it without an upstream call. Redis
  * holds hashes and task ids only, never a key.
  *
- * When Redis cannot be reached, every replica polls on its own (correct, if
- * less economical) and rejoins when it returns.
+ * When Redis cannot be reached, or does not answer within its command
+ * deadline, every replica polls on its own (correct, if less economical) and
+ * rejoins when it returns.
+ *
+ * Every script touches one key, so each runs on a Cluster as it is. Changes
+ * go out with plain PUBLISH, not sharded pub/sub: a Cluster forwards it to
+ * every node, so a replica subscribed anywhere hears it; it works on Redis 6
+ * and with every topology alike; and one message per change of a watched
+ * task is little for the cluster bus. SSUBSCRIBE would spare that traffic,
+ * at the price of a subscriber connection per shard that follows slot moves.
  */
 export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCoordinator {
   const {
-    url,
+    redis,
     leaseMs = 15_000, // 15 s
     terminalTtlMs = 3_600_000, // 1 h
-    prefix = 'task-gateway',
+    prefix = redis.prefix,
     replicaId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     onHealthChange,
   } = options;
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
-  const commands = createRedisConnection(url);
-  const subscriber = createRedisConnection(url, { offlineQueue: true });
+  const commands = createRedisConnection(redis);
+  const subscriber = createRedisConnection(redis, { offlineQueue: true });
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
   const nudges = new Map<string, () => void>();
   let wasHealthy = false;
@@ -101,12 +110,9 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   function share(key: string, snapshot: TaskSnapshot): void {
     if (commands.status !== 'ready') return;
     const message = encode(replicaId, snapshot);
-    commands
-      .multi()
-      .publish(channelOf(key), message)
-      .set(snapshotOf(key), message, 'PX', isTerminal(snapshot.status) ? terminalTtlMs : leaseMs)
-      .exec()
-      .catch(() => undefined);
+    // Two commands, not a MULTI: on a Cluster a transaction must stay in one slot, and a channel has none.
+    commands.set(snapshotOf(key), message, 'PX', isTerminal(snapshot.status) ? terminalTtlMs : leaseMs).catch(() => undefined);
+    commands.publish(channelOf(key), message).catch(() => undefined);
   }
 
   return {

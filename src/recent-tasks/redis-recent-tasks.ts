@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
-import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
+import type { RedisConfig } from '../lib/redis-config.ts';
+import { closeRedis, createRedisConnection, type RedisClient } from '../lib/redis-connection.ts';
 import { RECENT_TASKS_RETENTION_MS, type RecentTask, type RecentTasksStore, RecentTasksUnavailableError } from './recent-tasks.ts';
 
 export interface RedisRecentTasksOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** Entries kept per key; the oldest go first. Default 1 000. */
   maxPerKey?: number;
@@ -13,6 +13,8 @@ export interface RedisRecentTasksOptions {
   retentionMs?: number;
   /** Clock in ms. Default `Date.now`. */
   now?: () => number;
+  /** Submissions not recorded while Redis was away, kept (oldest dropped first) and recorded once it answers again. Default 1 000. */
+  maxUnrecorded?: number;
 }
 
 /**
@@ -85,24 +87,30 @@ interface RecentTasksCommands {
  * after the key's last submission, each set capped. Redis holds hashes and
  * task ids only, never a key. Nothing connects until the first use.
  *
- * While Redis is unreachable, `record` rejects (the caller logs it and the
- * submission itself still succeeds, unrecorded) and `page` rejects with
+ * While Redis is unreachable or stalled, `record` rejects (the caller logs it
+ * and the submission itself still succeeds; the entry is kept, up to
+ * `maxUnrecorded`, and recorded once Redis answers again) and `page` rejects with
  * `RecentTasksUnavailableError`: a clear error, not a misleading empty list.
  */
 export function createRedisRecentTasks(options: RedisRecentTasksOptions): RecentTasksStore {
   const {
-    url,
-    prefix = 'task-gateway',
+    redis: target,
+    prefix = target.prefix,
     maxPerKey = 1_000,
     retentionMs = RECENT_TASKS_RETENTION_MS, // 72 h
     now = Date.now,
+    maxUnrecorded = 1_000,
   } = options;
   // Commands fail fast while Redis is away rather than queueing behind reconnects.
-  const redis = createRedisConnection(url) as Redis & RecentTasksCommands;
+  const redis = createRedisConnection(target) as RedisClient & RecentTasksCommands;
   redis.defineCommand('recordRecentTask', { numberOfKeys: 2, lua: RECORD });
   redis.defineCommand('pageRecentTasks', { numberOfKeys: 2, lua: PAGE });
-  const setOf = (keyHash: string) => `${prefix}:recent:${keyHash}`;
-  const costsOf = (keyHash: string) => `${prefix}:recent-costs:${keyHash}`;
+  // The scripts touch both keys of a key hash: the hash tag keeps them in one Cluster slot. It is
+  // there on every topology, so that one key layout serves them all (and a Redis moved into a
+  // Cluster keeps its keys valid); entries filed under the untagged names of earlier versions are
+  // not listed any more.
+  const setOf = (keyHash: string) => `${prefix}:recent:{${keyHash}}`;
+  const costsOf = (keyHash: string) => `${prefix}:recent-costs:{${keyHash}}`;
 
   // The first use connects, once: concurrent first calls wait for the same connection instead of failing fast.
   let firstConnect: Promise<void> | null = null;
@@ -111,11 +119,40 @@ export function createRedisRecentTasks(options: RedisRecentTasksOptions): Recent
     return firstConnect;
   }
 
+  const send = (keyHash: string, entry: RecentTask) => {
+    const cost = entry.preConsumedCost === null ? '' : String(entry.preConsumedCost);
+    return redis.recordRecentTask(setOf(keyHash), costsOf(keyHash), entry.submittedAt, entry.taskId, cost, retentionMs, maxPerKey);
+  };
+  // What a stalled or unreachable Redis did not take, by task id: sent again, in order, once the
+  // connection is ready again (recording is idempotent: `ZADD NX`, `HSETNX`).
+  const unrecorded = new Map<string, { keyHash: string; entry: RecentTask }>();
+  let flushing = false;
+  async function flush(): Promise<void> {
+    if (flushing) return;
+    flushing = true;
+    try {
+      for (const [taskId, { keyHash, entry }] of unrecorded) {
+        await send(keyHash, entry);
+        unrecorded.delete(taskId);
+      }
+    } catch {
+      // Redis went away again: the rest waits for the next `ready`.
+    } finally {
+      flushing = false;
+    }
+  }
+  redis.on('ready', () => void flush());
+
   return {
     async record(keyHash, entry) {
       await ready();
-      const cost = entry.preConsumedCost === null ? '' : String(entry.preConsumedCost);
-      await redis.recordRecentTask(setOf(keyHash), costsOf(keyHash), entry.submittedAt, entry.taskId, cost, retentionMs, maxPerKey);
+      try {
+        await send(keyHash, entry);
+      } catch (error) {
+        unrecorded.set(entry.taskId, { keyHash, entry });
+        if (unrecorded.size > maxUnrecorded) unrecorded.delete(unrecorded.keys().next().value!);
+        throw error;
+      }
     },
     async page(keyHash, first, after) {
       await ready();

@@ -1,12 +1,13 @@
-import { Redis } from 'ioredis';
 import { createLruMap } from '../lib/lru-map.ts';
+import type { RedisConfig } from '../lib/redis-config.ts';
+import { createRedisConnection } from '../lib/redis-connection.ts';
 import { type BudgetLesson, type BudgetRules, LEARN_LUA, lessonArgs, RESERVE_LUA, resolveRules, ruleArgs } from './gcra.ts';
 import { createLocalBudget, KEYS_KEPT, type KeyBudget } from './key-budget.ts';
 
 export interface RedisBudgetOptions extends BudgetRules {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
   /** A key's budget left unused this long is forgotten by Redis. Default 3 600 000 ms (1 h). */
   idleMs?: number;
@@ -81,19 +82,11 @@ interface BudgetCommands {
  * the same lessons it saw; nothing fails because of Redis.
  */
 export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { healthy(): boolean } {
-  const { url, prefix = 'task-gateway', idleMs = 3_600_000, now = Date.now } = options;
+  const { redis: target, prefix = target.prefix, idleMs = 3_600_000, now = Date.now } = options;
   const rules = resolveRules(options);
   const local = createLocalBudget({ ...options, now, idleMs });
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    commandTimeout: STALLED_MS,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-    // Fail at once while Redis is away: the local budget takes over.
-    enableOfflineQueue: false,
-    lazyConnect: true,
-  });
-  redis.on('error', () => undefined);
+  // Fails at once while Redis is away: the local budget takes over.
+  const redis = createRedisConnection(target, { commandTimeoutMs: Math.max(STALLED_MS, target.commandTimeoutMs) });
   redis.defineCommand('budgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
   redis.defineCommand('budgetLearn', { numberOfKeys: 1, lua: LEARN_LUA });
   const scripts = redis as unknown as BudgetCommands;

@@ -66,7 +66,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   // A configured rate is where a key starts and its ceiling.
   const rate = config.upstreamRateLimitPerKey;
   const rules = rate === null ? {} : { initialRatePerSec: rate, maxRatePerSec: rate };
-  const sharedBudget = config.redisUrl ? createRedisBudget({ url: config.redisUrl, now, ...rules }) : null;
+  const sharedBudget = config.redis ? createRedisBudget({ redis: config.redis, now, ...rules }) : null;
   const budget = sharedBudget ?? createLocalBudget({ now, ...rules });
   const requestScheduler = createRequestScheduler({
     budget,

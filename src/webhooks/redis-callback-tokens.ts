@@ -1,11 +1,12 @@
+import type { RedisConfig } from '../lib/redis-config.ts';
 import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { sha256 } from '../lib/sha256.ts';
 import { type CallbackTokenStore, createMemoryCallbackTokens, type MemoryCallbackTokensOptions } from './callback-tokens.ts';
 
 export interface RedisCallbackTokensOptions extends MemoryCallbackTokensOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
-  /** Prefix of every Redis key. Default `task-gateway`. */
+  /** Where Redis is (`config.redis`). */
+  redis: RedisConfig;
+  /** Prefix of every Redis key. Default `redis.prefix` (`REDIS_PREFIX`). */
   prefix?: string;
 }
 
@@ -18,10 +19,10 @@ export interface RedisCallbackTokensOptions extends MemoryCallbackTokensOptions 
  * unreachable, only the issuing replica knows a token.
  */
 export function createRedisCallbackTokens(options: RedisCallbackTokensOptions): CallbackTokenStore {
-  const { url, prefix = 'task-gateway' } = options;
+  const { redis: target, prefix = target.prefix } = options;
   const local = createMemoryCallbackTokens(options);
   // Commands fail fast while Redis is away: a callback is answered at once, from this process alone.
-  const redis = createRedisConnection(url);
+  const redis = createRedisConnection(target);
   const keyOf = (token: string) => `${prefix}:callback:${sha256(token)}`;
   const ready = () => redis.status === 'ready';
 

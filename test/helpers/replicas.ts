@@ -9,7 +9,8 @@ export interface Replica {
 }
 
 export interface ReplicasOptions {
-  redisUrl: string;
+  /** REDIS_URL; leave it out to name Redis another way in `env` (REDIS_SENTINELS, REDIS_CLUSTER_NODES). */
+  redisUrl?: string;
   upstreamUrl: string;
   /** Extra environment; POLL_INTERVAL_MS and POLL_MAX_INTERVAL_MS default to 200 (ms). */
   env?: Record<string, string>;
@@ -25,7 +26,7 @@ export async function startReplicas(count: number, options: ReplicasOptions): Pr
         PORT: String(port),
         HOST: '127.0.0.1',
         UPSTREAM_URL: upstreamUrl,
-        REDIS_URL: redisUrl,
+        ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
         POLL_INTERVAL_MS: '200',
         POLL_MAX_INTERVAL_MS: '200',
         PUBLIC_URL: `http://127.0.0.1:${port}`,

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createRedisTaskOwners } from '../../src/identity/redis-task-owners.ts';
 import { createMemoryTaskOwners, recordOwner, type TaskOwners, TaskOwnersUnavailableError } from '../../src/identity/task-owners.ts';
+import { redisAt } from '../../src/lib/redis-config.ts';
 import { createManualClock } from '../helpers/clock.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import { freePort } from '../helpers/stack.ts';
 
 const stores = {
   memory: () => createMemoryTaskOwners(),
-  redis: () => createRedisTaskOwners({ url: inject('redisUrl'), prefix: `test-owners-${randomUUID()}` }),
+  redis: () => createRedisTaskOwners({ redis: redisAt(inject('redisUrl')), prefix: `test-owners-${randomUUID()}` }),
 };
 
 describe.each(Object.keys(stores) as Array<keyof typeof stores>)('the %s task-owners store', (kind) => {
@@ -66,7 +67,7 @@ describe('the memory task-owners store', () => {
 describe('the Redis task-owners store', () => {
   it('keeps a record for its retention (a TTL on the key)', async () => {
     const prefix = `test-owners-${randomUUID()}`;
-    const owners = createRedisTaskOwners({ url: inject('redisUrl'), prefix, retentionMs: 604_800_000 });
+    const owners = createRedisTaskOwners({ redis: redisAt(inject('redisUrl')), prefix, retentionMs: 604_800_000 });
     const { connectRedis } = await import('../helpers/redis-server.ts');
     const redis = connectRedis(inject('redisUrl'));
     try {
@@ -81,7 +82,7 @@ describe('the Redis task-owners store', () => {
 
   it('fails clearly while Redis is down, and recordOwner retries until Redis is back', async () => {
     const server = await startRedisServer(await freePort());
-    const owners = createRedisTaskOwners({ url: server.url, prefix: 'test-owners' });
+    const owners = createRedisTaskOwners({ redis: redisAt(server.url), prefix: 'test-owners' });
     try {
       await owners.ready();
       await server.kill();
@@ -99,7 +100,7 @@ describe('the Redis task-owners store', () => {
 
   it('recordOwner gives up after its deadline with the store still down', async () => {
     const server = await startRedisServer(await freePort());
-    const owners = createRedisTaskOwners({ url: server.url, prefix: 'test-owners' });
+    const owners = createRedisTaskOwners({ redis: redisAt(server.url), prefix: 'test-owners' });
     try {
       await server.kill();
       await expect(recordOwner(owners, 'task-a', 'alice', { deadlineMs: 300, retryMs: 50 })).rejects.toBeInstanceOf(

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createRedisUserLimits } from '../../src/identity/redis-user-limits.ts';
 import { createMemoryUserLimits, DAY_MS, type UserLimitSettings, type UserLimits } from '../../src/identity/user-limits.ts';
+import { redisAt } from '../../src/lib/redis-config.ts';
 import { createManualClock, type ManualClock } from '../helpers/clock.ts';
 
 const OFF: UserLimitSettings = { maxActiveTasks: null, submitsPerMinute: null, dailySpend: null };
@@ -9,7 +10,7 @@ const OFF: UserLimitSettings = { maxActiveTasks: null, submitsPerMinute: null, d
 const stores = {
   memory: (settings: UserLimitSettings, clock: ManualClock, _prefix: string) => createMemoryUserLimits({ settings, now: clock.now }),
   redis: (settings: UserLimitSettings, clock: ManualClock, prefix: string) =>
-    createRedisUserLimits({ url: inject('redisUrl'), settings, prefix, now: clock.now }),
+    createRedisUserLimits({ redis: redisAt(inject('redisUrl')), settings, prefix, now: clock.now }),
 };
 
 describe.each(Object.keys(stores) as Array<keyof typeof stores>)('the %s user-limits store', (kind) => {
@@ -148,7 +149,7 @@ describe('the Redis user-limits store', () => {
   it('admits exactly USER_MAX_ACTIVE_TASKS of 20 concurrent submits from two stores (two replicas) racing', async () => {
     const prefix = `test-limits-${randomUUID()}`;
     const settings = { ...OFF, maxActiveTasks: 3 };
-    const replicas = [0, 1].map(() => createRedisUserLimits({ url: inject('redisUrl'), settings, prefix }));
+    const replicas = [0, 1].map(() => createRedisUserLimits({ redis: redisAt(inject('redisUrl')), settings, prefix }));
     try {
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[i % 2]!.admit('alice', `t${i}`)));
       expect(answers.filter((answer) => answer === null)).toHaveLength(3);
@@ -162,7 +163,7 @@ describe('the Redis user-limits store, spend', () => {
   it('keeps USER_DAILY_SPEND to at most one task over with 20 submits racing on two stores (two replicas)', async () => {
     const prefix = `test-limits-${randomUUID()}`;
     const settings = { ...OFF, dailySpend: 1_000 };
-    const replicas = [0, 1].map(() => createRedisUserLimits({ url: inject('redisUrl'), settings, prefix }));
+    const replicas = [0, 1].map(() => createRedisUserLimits({ redis: redisAt(inject('redisUrl')), settings, prefix }));
     try {
       // Before the day has a cost, one submit in flight at a time; after it, each counts as 300.
       const first = await Promise.all(Array.from({ length: 10 }, (_, i) => replicas[i % 2]!.admit('alice', `f${i}`)));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { redisAt } from '../../src/lib/redis-config.ts';
 import {
   createMemoryRecentTasks,
   decodeCursor,
@@ -29,7 +30,7 @@ async function all(store: RecentTasksStore, keyHash: string, first = 7): Promise
 const stores = {
   memory: (options: { maxPerKey?: number; now: () => number }) => createMemoryRecentTasks(options),
   redis: (options: { maxPerKey?: number; now: () => number }) =>
-    createRedisRecentTasks({ url: inject('redisUrl'), prefix: `test-recent-${randomUUID()}`, ...options }),
+    createRedisRecentTasks({ redis: redisAt(inject('redisUrl')), prefix: `test-recent-${randomUUID()}`, ...options }),
 };
 
 describe.each(Object.keys(stores) as Array<keyof typeof stores>)('the %s recent-tasks store', (kind) => {
@@ -127,12 +128,12 @@ describe('the bounds of the stores', () => {
 
   it('the Redis store sets its keys to expire 72 h after the last submission, and holds no API key', async () => {
     const prefix = `test-recent-${randomUUID()}`;
-    const store = createRedisRecentTasks({ url: inject('redisUrl'), prefix });
+    const store = createRedisRecentTasks({ redis: redisAt(inject('redisUrl')), prefix });
     const redis = new Redis(inject('redisUrl'));
     try {
       await store.record('hash-of-key', { taskId: 'task-1', submittedAt: Date.now(), preConsumedCost: 3 });
       const keys = (await redis.keys(`${prefix}:*`)).sort();
-      expect(keys).toEqual([`${prefix}:recent-costs:hash-of-key`, `${prefix}:recent:hash-of-key`]);
+      expect(keys).toEqual([`${prefix}:recent-costs:{hash-of-key}`, `${prefix}:recent:{hash-of-key}`]);
       for (const key of keys) expect(await redis.pttl(key)).toBeGreaterThan(71 * 3_600_000);
     } finally {
       await store.dispose();
@@ -141,7 +142,7 @@ describe('the bounds of the stores', () => {
   });
 
   it('the Redis store rejects with RecentTasksUnavailableError when Redis is unreachable', async () => {
-    const store = createRedisRecentTasks({ url: `redis://127.0.0.1:${await freePort()}` });
+    const store = createRedisRecentTasks({ redis: redisAt(`redis://127.0.0.1:${await freePort()}`) });
     try {
       await expect(store.page('key', 5, null)).rejects.toBeInstanceOf(RecentTasksUnavailableError);
       await expect(store.record('key', { taskId: 'task-1', submittedAt: 1, preConsumedCost: null })).rejects.toThrow();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
+import { redisAt } from '../../src/lib/redis-config.ts';
 import { createCredential } from '../../src/upstream/credential.ts';
 import { createMemoryCallbackTokens } from '../../src/webhooks/callback-tokens.ts';
 import { createRedisCallbackTokens } from '../../src/webhooks/redis-callback-tokens.ts';
@@ -47,8 +48,8 @@ describe('the memory callback-token store', () => {
 describe('the Redis callback-token store', () => {
   it('lets another replica find the loop of a token it did not issue, with no token or key in Redis', async () => {
     const prefix = `test-callback-${randomUUID()}`;
-    const issuer = createRedisCallbackTokens({ url: inject('redisUrl'), prefix });
-    const other = createRedisCallbackTokens({ url: inject('redisUrl'), prefix });
+    const issuer = createRedisCallbackTokens({ redis: redisAt(inject('redisUrl')), prefix });
+    const other = createRedisCallbackTokens({ redis: redisAt(inject('redisUrl')), prefix });
     const redis = new Redis(inject('redisUrl'));
     try {
       issuer.start();
