@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { redisAt } from '../../src/lib/redis-config.ts';
 import { createRedisBudget } from '../../src/upstream/redis-budget.ts';
 import { createManualClock } from '../helpers/clock.ts';
 
@@ -7,7 +8,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('slices of a key budget leased from Redis by several replicas', () => {
   const clock = createManualClock(1_000_000);
   const prefix = `task-gateway-test-lease-${process.pid}-${Date.now()}`;
-  const replicas = [0, 1, 2].map(() => createRedisBudget({ url: inject('redisUrl'), prefix, now: clock.now }));
+  const replicas = [0, 1, 2].map(() => createRedisBudget({ redis: redisAt(inject('redisUrl')), prefix, now: clock.now }));
   const KEY = 'a-key-hash';
   const RATE = 50; // the quota the key learnt, requests/s; 0.95 of it is used
   const intervalMs = 1_000 / (RATE * 0.95);
