@@ -37,7 +37,8 @@ describe('the shared task poller', () => {
 
   beforeEach(async () => {
     upstream = await startScriptedUpstream(ID);
-    client = createTasksClient({ baseUrl: upstream.url, timeoutMs: 300, now: clock.now });
+    // A 'hang' fault ends at this deadline; long enough that no answer of a busy machine reaches it.
+    client = createTasksClient({ baseUrl: upstream.url, timeoutMs: 2_000, now: clock.now });
     scheduler = createManualScheduler(clock);
     track(() => client.close());
     poller = createTaskPoller({
