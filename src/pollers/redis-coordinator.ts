@@ -18,6 +18,12 @@ export interface RedisCoordinatorOptions {
   replicaId?: string;
   /** Told when coordination goes down (false) or comes back (true). */
   onHealthChange?: (healthy: boolean) => void;
+  /**
+   * How often the subscriber connection is pinged, in ms: it sends nothing else, so only an answer
+   * says that it is not stalled; unanswered for two beats (and two command deadlines), coordination
+   * counts as down. Default 1 000 ms.
+   */
+  heartbeatMs?: number;
 }
 
 /** The prefix of the message that asks watchers of a loop to re-read the task now; the sender's id follows. */
@@ -62,6 +68,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     prefix = redis.prefix,
     replicaId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     onHealthChange,
+    heartbeatMs = 1_000, // 1 s
   } = options;
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
   const commands = createRedisConnection(redis);
@@ -69,11 +76,17 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
   const nudges = new Map<string, () => void>();
   let wasHealthy = false;
+  let heartbeat: NodeJS.Timeout | undefined;
 
   const channelOf = (key: string) => `${prefix}:changes:${key}`;
   const leaseOf = (key: string) => `${prefix}:lease:${key}`;
   const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
-  const healthy = () => commands.status === 'ready' && subscriber.status === 'ready';
+  /** When the subscriber connection last answered a heartbeat (performance.now()). */
+  let answeredAt = Number.NEGATIVE_INFINITY;
+  // A subscriber that reconnects into a stall is `ready` (its handshake went through) while its
+  // subscriptions are held: only an answered heartbeat says changes reach it.
+  const subscriberAnswers = () => performance.now() - answeredAt <= 2 * heartbeatMs + 2 * redis.commandTimeoutMs;
+  const healthy = () => commands.status === 'ready' && subscriber.status === 'ready' && subscriberAnswers();
 
   const noteHealth = () => {
     const now = healthy();
@@ -86,6 +99,18 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     client.on('ready', noteHealth);
     client.on('close', noteHealth);
   }
+  function beat(): void {
+    noteHealth();
+    if (subscriber.status !== 'ready') return;
+    subscriber.ping().then(
+      () => {
+        answeredAt = performance.now();
+        noteHealth();
+      },
+      () => undefined,
+    );
+  }
+  subscriber.on('ready', beat);
 
   subscriber.on('message', (channel: string, message: string) => {
     const key = channel.slice(`${prefix}:changes:`.length);
@@ -130,7 +155,8 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       return {
         async mayPoll() {
           if (!joined) return false;
-          if (commands.status !== 'ready') return true;
+          // Without both connections (and a subscriber that answers) changes may not reach this replica: it polls itself.
+          if (!healthy()) return true;
           try {
             return (await commands.eval(ACQUIRE, 1, leaseOf(key), replicaId, leaseMs)) === 1;
           } catch {
@@ -172,8 +198,11 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     start() {
       // A Redis that is away now is retried by `retryStrategy`; meanwhile loops poll locally.
       for (const client of [commands, subscriber]) client.connect().catch(() => undefined);
+      heartbeat = setInterval(beat, heartbeatMs);
+      heartbeat.unref();
     },
     async dispose() {
+      clearInterval(heartbeat);
       delivers.clear();
       await Promise.all([closeRedis(commands), closeRedis(subscriber)]);
     },

@@ -5,8 +5,11 @@ import { track } from './leftovers.ts';
 /** A TCP proxy that can stall: connections stay open, bytes stop flowing. */
 export interface StallProxy {
   readonly port: number;
-  /** Stops forwarding in both directions (what arrives is held), keeping every connection open and accepting new ones. */
-  pause(): void;
+  /**
+   * Stops forwarding in both directions (what arrives is held), keeping every connection open and
+   * accepting new ones; with `subscribersOnly`, only on connections that sent a SUBSCRIBE.
+   */
+  pause(options?: { subscribersOnly?: boolean }): void;
   /** Forwards what was held, in order, and everything after. */
   resume(): void;
   stop(): Promise<void>;
@@ -18,9 +21,16 @@ export async function startStallProxy(targetPort: number): Promise<StallProxy> {
   /** What arrived while paused, per destination, in order. */
   const held: Array<{ to: Socket; chunk: Buffer }> = [];
   let paused = false;
-  const relay = (from: Socket, to: Socket) => {
+  let subscribersOnly = false;
+  /** Client sockets that sent a SUBSCRIBE, and the target sockets they talk to. */
+  const subscribers = new WeakSet<Socket>();
+  const relay = (from: Socket, to: Socket, fromClient: boolean) => {
     from.on('data', (chunk: Buffer) => {
-      if (paused) held.push({ to, chunk });
+      if (fromClient && /subscribe/i.test(chunk.toString('latin1'))) {
+        subscribers.add(from);
+        subscribers.add(to);
+      }
+      if (paused && (!subscribersOnly || subscribers.has(from))) held.push({ to, chunk });
       else if (to.writable) to.write(chunk);
     });
     from.on('error', () => to.destroy());
@@ -33,15 +43,16 @@ export async function startStallProxy(targetPort: number): Promise<StallProxy> {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
     }
-    relay(client, target);
-    relay(target, client);
+    relay(client, target, true);
+    relay(target, client, false);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   let stopped: Promise<void> | null = null;
   const proxy: StallProxy = {
     port: (server.address() as AddressInfo).port,
-    pause() {
+    pause(options = {}) {
       paused = true;
+      subscribersOnly = options.subscribersOnly ?? false;
     },
     resume() {
       paused = false;

@@ -65,6 +65,26 @@ describe('a stalled Redis (connections open, no answer) is an outage, not a hang
     await eventually(async () => expect(await recentIds(first)).toContain(stalledSubmit), 10_000);
   }, 60_000);
 
+  it('a stalled subscriber connection alone also counts as down, and its watchers keep receiving changes', async () => {
+    const [first, second] = replicas as [Replica, Replica];
+    const id = await submit(first);
+    const watchers = watchEverywhere([first, second], id, 2, clients).flat();
+    await eventually(() => expect(watchers.every((w) => w.results.length === 1)).toBe(true), 10_000);
+    proxy.pause({ subscribersOnly: true });
+    try {
+      // Noticed by the subscriber's heartbeat, though it sends nothing else.
+      await eventually(async () => expect(await Promise.all([first, second].map(coordination))).toEqual([DEGRADED, DEGRADED]), 10_000);
+      clock.advance(2_000);
+      await eventually(() => expect(watchers.every((w) => w.states().at(-1) === 'ProcessingTask:PROCESSING:25')).toBe(true), 10_000);
+    } finally {
+      proxy.resume();
+    }
+    await eventually(async () => expect(await Promise.all([first, second].map(coordination))).toEqual(['redis', 'redis']), 15_000);
+    clock.advance(3_000);
+    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
+    for (const watcher of watchers) expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
+  }, 60_000);
+
   it('a replica stopped (SIGTERM) while Redis is stalled exits cleanly within its grace', async () => {
     const victim = replicas[2]!;
     const client = watchEverywhere([victim], await submit(victim), 1, clients);
