@@ -126,9 +126,12 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
     const held = lease.slices.reduce((sum, slice) => sum + slice.left, 0);
     const want = Math.max(1, waiting + 1 + Math.max(lease.spent, lease.spentBefore) - held);
     const sentAt = performance.now();
-    scripts.budgetReserve(keyOf(keyHash), at, ...scriptRules, durationMs, want).then(
+    // Slots from when the answer is expected here, not from when it was asked: slots of the round trip
+    // itself would have passed on arrival.
+    scripts.budgetReserve(keyOf(keyHash), at + rttMs, ...scriptRules, durationMs, want).then(
       ([slot, interval, count]) => {
-        rttMs += (performance.now() - sentAt - rttMs) * RTT_WEIGHT;
+        const tookMs = performance.now() - sentAt;
+        rttMs = rttMs === 0 ? tookMs : rttMs + (tookMs - rttMs) * RTT_WEIGHT;
         lease.askedAt = null;
         const slice = { next: Number(slot), intervalMs: Number(interval), left: Number(count) };
         lease.slices.push(slice);
@@ -143,13 +146,14 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
   }
 
   /**
-   * Drops the slots that passed unspent (more than an interval, and `PASSED_SLACK_MS`, ago): spending
+   * Drops the slots that passed unspent (more than an interval, `PASSED_SLACK_MS` and a quarter of a
+   * Redis round trip ago: a slice's answer may come later than the round trip expected): spending
    * them late would be a burst the fleet did not plan, and a quota counted in fixed windows would
    * refuse it. The slack is for the turn of the event loop between a lease's answer and its spending.
    */
   function dropPassed(lease: Lease, at: number): void {
     for (let slice = lease.slices[0]; slice; slice = lease.slices[0]) {
-      const slackMs = Math.max(slice.intervalMs, PASSED_SLACK_MS);
+      const slackMs = Math.max(slice.intervalMs, PASSED_SLACK_MS, rttMs / 4);
       if (slice.next >= at - slackMs) return;
       const passed = Math.min(slice.left, Math.ceil((at - slackMs - slice.next) / slice.intervalMs));
       slice.left -= passed;

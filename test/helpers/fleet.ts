@@ -15,7 +15,9 @@ export async function submit(replica: Replica, key = FLEET_KEY): Promise<string>
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "gpt-image-2" }) { ... on BaseTask { id } } }' }),
   });
-  return ((await response.json()) as any).data.submitTask.id;
+  const body = (await response.json()) as any;
+  if (!body.data) throw new Error(`submitTask failed: ${JSON.stringify(body.errors)}`);
+  return body.data.submitTask.id;
 }
 
 /** The ids `recentTasks` lists on `replica` for the key. */
