@@ -4,43 +4,16 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Emulator } from '../src/emulator/emulator.ts';
 import { createManualClock, eventually } from './helpers/clock.ts';
+import { getsBy, submit as submitThrough, terminal, watchEverywhere as watchAt } from './helpers/fleet.ts';
 import { connectRedis, type RedisServer, startRedisServer } from './helpers/redis-server.ts';
 import { type Replica, startReplicas } from './helpers/replicas.ts';
 import { freePort, startEmulator } from './helpers/stack.ts';
-import { connectWs, type Watch, watch } from './helpers/ws-client.ts';
 
 const KEY = 'sk-replicas';
 const keyHash = createHash('sha256').update(KEY).digest('hex');
 
-async function submit(replica: Replica): Promise<string> {
-  const response = await fetch(`${replica.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: JSON.stringify({ query: 'mutation { submitTask(input: { model: "gpt-image-2" }) { ... on BaseTask { id } } }' }),
-  });
-  const body = (await response.json()) as any;
-  if (!body.data) throw new Error(`submitTask failed: ${JSON.stringify(body.errors)}`);
-  return body.data.submitTask.id;
-}
-
-/** `count` watchers of `id` on each replica; returns them by replica. */
-function watchEverywhere(replicas: Replica[], id: string, count: number, clients: Client[]): Watch[][] {
-  return replicas.map((replica) => {
-    const client = connectWs(replica.url, KEY);
-    clients.push(client);
-    return Array.from({ length: count }, () => watch(client, id));
-  });
-}
-
-/** Upstream GETs a replica has made so far (every outcome), as its /metrics counts them. */
-async function getsBy(replica: Replica): Promise<number> {
-  const text = await (await fetch(`${replica.url}/metrics`)).text();
-  let total = 0;
-  for (const [, value] of text.matchAll(/^task_gateway_upstream_requests_total\{endpoint="get"[^}]*\} (\d+)$/gm)) total += Number(value);
-  return total;
-}
-
-const terminal = (state: string) => /COMPLETED|FAILED|CANCELLED/.test(state);
+const submit = (replica: Replica) => submitThrough(replica, KEY);
+const watchEverywhere = (replicas: Replica[], id: string, count: number, clients: Client[]) => watchAt(replicas, id, count, clients, KEY);
 
 describe('three replicas sharing one poll loop per task through Redis', () => {
   const clock = createManualClock();

@@ -33,9 +33,9 @@ export async function recentIds(replica: Replica, key = FLEET_KEY): Promise<stri
 }
 
 /** `count` watchers of `id` on each replica; returns them by replica. */
-export function watchEverywhere(replicas: Replica[], id: string, count: number, clients: Client[]): Watch[][] {
+export function watchEverywhere(replicas: Replica[], id: string, count: number, clients: Client[], key = FLEET_KEY): Watch[][] {
   return replicas.map((replica) => {
-    const client = connectWs(replica.url, FLEET_KEY);
+    const client = connectWs(replica.url, key);
     clients.push(client);
     return Array.from({ length: count }, () => watch(client, id));
   });
