@@ -278,7 +278,6 @@ export function createRequestScheduler(options: RequestSchedulerOptions = {}): R
       for (const state of keys.values()) waiting += state.waiting.size;
       return { queued: waiting, inFlight, keys: keys.size };
     },
-
     accepted: (keyHash) => standing.accepted(keyHash),
 
     busiest: (count) =>
