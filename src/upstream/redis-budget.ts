@@ -126,9 +126,10 @@ export function createRedisBudget(options: RedisBudgetOptions): KeyBudget & { he
     const held = lease.slices.reduce((sum, slice) => sum + slice.left, 0);
     const want = Math.max(1, waiting + 1 + Math.max(lease.spent, lease.spentBefore) - held);
     const sentAt = performance.now();
-    // Slots from when the answer is expected here, not from when it was asked: slots of the round trip
-    // itself would have passed on arrival.
-    scripts.budgetReserve(keyOf(keyHash), at + rttMs, ...scriptRules, durationMs, want).then(
+    // Slots from when the answer is expected here (less the slack a slot may be spent late by), not from
+    // when it was asked: with Redis far away, slots of the round trip itself would have passed on arrival.
+    const from = at + Math.max(0, rttMs - PASSED_SLACK_MS);
+    scripts.budgetReserve(keyOf(keyHash), from, ...scriptRules, durationMs, want).then(
       ([slot, interval, count]) => {
         const tookMs = performance.now() - sentAt;
         rttMs = rttMs === 0 ? tookMs : rttMs + (tookMs - rttMs) * RTT_WEIGHT;
