@@ -18,6 +18,7 @@ import { createTaskPoller, type TaskPoller } from './pollers/task-poller.ts';
 import { createMemoryRecentTasks, type RecentTasksStore, recordingNeverFails } from './recent-tasks/recent-tasks.ts';
 import { createRedisRecentTasks } from './recent-tasks/redis-recent-tasks.ts';
 import { createOperationTracing } from './telemetry/operation-spans.ts';
+import { activeTraceContext } from './telemetry/upstream-spans.ts';
 import { createCredential } from './upstream/credential.ts';
 import type { RequestScheduler } from './upstream/request-scheduler.ts';
 import { createUpstream } from './upstream/upstream.ts';
@@ -92,6 +93,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     coordinator,
     onFanOut: metrics.fannedOut,
     onDelivered: (waitedMs) => metrics.delivered(waitedMs / 1000),
+    // A loop's reads carry the trace context it was started in: its operation's.
+    traceOrigin: tracer ? activeTraceContext : undefined,
   });
   const recentTasksStore =
     options.recentTasks ?? (config.redis ? createRedisRecentTasks({ redis: config.redis, now }) : createMemoryRecentTasks({ now }));
@@ -126,6 +129,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     userTasks,
     stopping: stopping.signal,
     acceptedKey: (keyHash) => requestScheduler.accepted(keyHash),
+    traced: tracer !== undefined,
   };
   const transports = createTransports({
     config,

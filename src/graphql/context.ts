@@ -1,3 +1,4 @@
+import { type Context, context as otelContext } from '@opentelemetry/api';
 import type DataLoader from 'dataloader';
 import type { EndUser } from '../identity/end-user.ts';
 import type { UserTasks } from '../identity/user-tasks.ts';
@@ -10,6 +11,8 @@ import type { TasksClient } from '../upstream/tasks-client.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
 import { createUpstreamBudget } from './limits.ts';
 import { createTaskLoader } from './task-loader.ts';
+
+const untraced: OperationTrace = Object.freeze({ context: undefined }) as OperationTrace;
 
 /** A signal nobody can abort: its controller is not kept. */
 const neverAborted = new AbortController().signal;
@@ -45,6 +48,18 @@ export interface GatewayContext {
   spendUpstream(requests: number): void;
   /** Aborted when the gateway starts to stop: waits end and answer with what they have. */
   stopping: AbortSignal;
+  /** The operation's trace context, once tracing's operation span has started (`src/telemetry`). */
+  operationTrace: OperationTrace;
+}
+
+/**
+ * Where tracing puts the context of the operation a GraphQL context serves. It is
+ * one object shared by reference with every copy of the context (yoga copies it),
+ * set when the operation starts: the upstream requests made for the operation,
+ * after any number of awaits, are made in it.
+ */
+export interface OperationTrace {
+  context: Context | undefined;
 }
 
 export interface ContextServices {
@@ -59,6 +74,11 @@ export interface ContextServices {
   userTasks?: UserTasks | null;
   /** Aborted when the gateway starts to stop. Default: never aborted. */
   stopping?: AbortSignal;
+  /**
+   * Tracing is on: the client and poller an operation uses enter its trace context at each call (the
+   * context manager follows no await). Default false: they are the shared ones, nothing per operation.
+   */
+  traced?: boolean;
   /** Whether the upstream has accepted a key (by hash), as the scheduler saw it. Default: no key is known accepted. */
   acceptedKey?: (keyHash: string) => boolean;
 }
@@ -90,13 +110,32 @@ export function createRequestContext(services: ContextServices, authorization: s
     budget(requests);
   };
   const user = caller?.user ?? null;
+  // Untraced, nothing of this is made per operation: the shared slot is never written.
+  const operationTrace: OperationTrace = services.traced ? { context: undefined } : untraced;
+  const inOperation = <T>(fn: () => T): T => (operationTrace.context ? otelContext.with(operationTrace.context, fn) : fn());
+  const client: TasksClient = services.traced
+    ? {
+        ...tasksClient,
+        getTask: (...args) => inOperation(() => tasksClient.getTask(...args)),
+        submitTask: (...args) => inOperation(() => tasksClient.submitTask(...args)),
+        cancelTask: (...args) => inOperation(() => tasksClient.cancelTask(...args)),
+      }
+    : tasksClient;
+  const polls: TaskPoller = services.traced
+    ? {
+        ...poller,
+        subscribe: (...args) => inOperation(() => poller.subscribe(...args)),
+        read: (...args) => inOperation(() => poller.read(...args)),
+        waitForEnd: (...args) => inOperation(() => poller.waitForEnd(...args)),
+      }
+    : poller;
   const context = {
     credential,
     user,
-    tasksClient,
-    poller,
+    tasksClient: client,
+    poller: polls,
     watchTask: (taskId: string) =>
-      user && userTasks ? userTasks.watch(user, credential(), taskId) : poller.subscribe(credential(), taskId),
+      user && userTasks ? inOperation(() => userTasks.watch(user, credential(), taskId)) : polls.subscribe(credential(), taskId),
     userTasks: user ? userTasks : null,
     historyKey: () => user?.ownerHash ?? credential().hash,
     webhooks,
@@ -104,6 +143,7 @@ export function createRequestContext(services: ContextServices, authorization: s
     now,
     spendUpstream,
     stopping,
+    operationTrace,
   } as Omit<GatewayContext, 'taskLoader'>;
   return Object.defineProperty(context, 'taskLoader', taskLoaderAccessor) as GatewayContext;
 }

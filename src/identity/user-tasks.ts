@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { context as otelContext } from '@opentelemetry/api';
 import DataLoader from 'dataloader';
 import { TooManySubscriptionsError } from '../errors.ts';
 import type { Scheduler } from '../lib/scheduler.ts';
@@ -142,8 +143,9 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
         return step;
       };
       // Dropped once opened: a watch that lasts an hour holds its iterator, not the chain that opened it.
+      // The watch is opened in the caller's trace context (the operation's), after the owner's lookup.
       let opening: Promise<AsyncIterableIterator<TaskEvent>> | null = ownerOf.load(taskId).then(
-        (owner) => {
+        otelContext.bind(otelContext.active(), (owner: string | null) => {
           if (left || owner !== user.ownerHash) return end(new TaskNotFoundError(taskId));
           if ((watching.get(user.ownerHash) ?? 0) >= maxWatchedTasks) {
             return end(new TooManySubscriptionsError(`You already watch ${maxWatchedTasks} tasks (USER_MAX_WATCHED_TASKS).`));
@@ -151,7 +153,7 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
           watching.set(user.ownerHash, (watching.get(user.ownerHash) ?? 0) + 1);
           counted = true;
           return poller.subscribe(credential, taskId);
-        },
+        }),
         (error: Error) => end(error as TaskEvent),
       );
       const opened = async () => {

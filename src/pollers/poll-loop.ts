@@ -28,6 +28,8 @@ export interface PollLoopOptions extends LoopPaceOptions {
   onTerminal: (snapshot: TaskSnapshot) => void;
   /** Told once when the loop has stopped, for whatever reason. */
   onStopped: () => void;
+  /** The trace context of the operation that started the loop, handed with each read (`ScheduleHints.trace`). Default: none. */
+  trace?: unknown;
 }
 
 /** One (credential, task) watched by this process: one poll at a time, its watchers, its pace. */
@@ -111,6 +113,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     onQueued: (move) => {
       promote = move;
     },
+    trace: options.trace,
   };
   const pollFromTimer = () => poll();
   const pollIfAllowed = (allowed: boolean) => (allowed ? send(false) : skip());

@@ -35,6 +35,8 @@ export interface TaskPollerOptions {
   onFanOut?: (subscribers: number) => void;
   /** Told how long (ms) each delivered state waited between the loop and its watcher. */
   onDelivered?: (waitedMs: number) => void;
+  /** Tracing: the trace context a new loop is started in (its operation's), which its reads carry. Default: none. */
+  traceOrigin?: () => unknown;
 }
 
 export interface TaskPollerStats {
@@ -88,6 +90,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
     random = Math.random,
     onFanOut,
     onDelivered,
+    traceOrigin,
   } = options;
   const terminalCache = options.terminalCache ?? createTerminalCache({ now });
   const loops = new Map<string, PollLoop>();
@@ -139,6 +142,7 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
         if (left > 0) loopsPerKey.set(credential.hash, left);
         else loopsPerKey.delete(credential.hash);
       },
+      trace: traceOrigin?.(),
     });
     loops.set(key, loop);
     loopsPerKey.set(credential.hash, (loopsPerKey.get(credential.hash) ?? 0) + 1);

@@ -12,13 +12,15 @@ import {
 } from '@opentelemetry/api';
 import { type DocumentNode, type ExecutionArgs, type ExecutionResult, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { OperationTrace } from '../graphql/context.ts';
 
 /**
  * A span per GraphQL operation on every transport, named and attributed after
  * the OpenTelemetry GraphQL conventions (`query Task`, `graphql.operation.type`,
  * `graphql.operation.name`). Never the document's variables, never a header.
  * An incoming W3C `traceparent` continues the client's trace. Resolvers run in
- * the span's context, so the upstream requests they make are its children.
+ * the span's context, and the services they call enter it again after their
+ * awaits (`OperationTrace`), so the upstream requests they make are its children.
  * A subscription's span covers its set-up (first reads included) and ends when
  * its stream is open: changes come later, from the shared poll loop.
  */
@@ -67,8 +69,12 @@ export function createOperationTracing(tracer: Tracer): OperationTracing {
 
   function traced<T>(parent: Context, args: ExecutionArgs, execute: (args: ExecutionArgs) => Promise<T>): Promise<T> {
     const span = start(parent, args.document, args.operationName);
+    const operation = trace.setSpan(parent, span);
+    // The resolvers' services enter it at each call, across awaits (src/graphql/context.ts).
+    const slot = (args.contextValue as { operationTrace?: OperationTrace } | null | undefined)?.operationTrace;
+    if (slot) slot.context = operation;
     return context
-      .with(trace.setSpan(parent, span), () => execute(args))
+      .with(operation, () => execute(args))
       .then(
         (result) => {
           end(span, result);

@@ -1,5 +1,6 @@
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { TracingSettings } from '../config.ts';
+import { SyncContextManager } from './sync-context.ts';
 
 export interface TracingSdk {
   /** Exports what is still buffered, then stops; never rejects. */
@@ -12,7 +13,8 @@ export interface TracingSdk {
  * `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, ...). Metrics stay on `/metrics` and logs
  * on stdout, so the SDK's own metric and log exporters are off. This module is
  * imported only when an endpoint is configured: without one, nothing of the SDK
- * is loaded.
+ * is loaded. The context manager is synchronous (`sync-context.ts`): no
+ * `AsyncLocalStorage`, no hook on every promise.
  */
 export function startTracingSdk(settings: TracingSettings): TracingSdk {
   const sdk = new NodeSDK({
@@ -20,6 +22,7 @@ export function startTracingSdk(settings: TracingSettings): TracingSdk {
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [],
+    contextManager: new SyncContextManager(),
   });
   sdk.start();
   return {

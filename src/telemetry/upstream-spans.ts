@@ -1,8 +1,8 @@
 import {
   type Attributes,
+  type Context,
   context,
   createContextKey,
-  propagation,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
@@ -34,25 +34,52 @@ const scheduledKey = createContextKey('task-gateway.scheduled');
  */
 let sendingPoll: Scheduled | undefined;
 
+/** The active trace context, for what carries it past an await itself (a poll loop: `ScheduleHints.trace`). */
+export const activeTraceContext = (): unknown => context.active();
+
 /** Where an attribute of ours goes: beside the conventions' own names, under the service's namespace. */
 const WAITED_ATTRIBUTE = 'task_gateway.scheduler.wait_ms';
 
 /**
  * Client spans for upstream exchanges (the OpenTelemetry HTTP client
  * conventions: method, `url.template`, server address, status, resend count),
- * each carrying W3C trace context upstream as `traceparent`. Neither the key
- * nor any header is recorded, nor the task id: only the path's template.
+ * each carrying W3C trace context upstream as `traceparent` (and `tracestate`
+ * when the span has one). Neither the key nor any header is recorded, nor the
+ * task id: only the path's template.
+ *
+ * A poll is most of what the gateway sends, so an exchange costs little: the
+ * header is written from the span's context (not through the propagation API,
+ * whose other propagators, baggage among them, have nothing to say to the
+ * upstream), and a span the sampler dropped gets no attributes and no end.
+ * The attributes are set once the span records; the built-in samplers decide
+ * on the trace id and the parent alone.
  */
 export function createExchangeTracer(tracer: Tracer, baseUrl: string): ExchangeTracer {
   const base = new URL(baseUrl);
   const serverAddress = base.hostname;
   const serverPort = Number(base.port || (base.protocol === 'https:' ? 443 : 80));
+  // Span names by template: the client passes the same template strings each time, so a lookup hashes nothing.
+  const names = new Map<string, { method: string; name: string }>();
   return {
     begin(method, template) {
       const poll = sendingPoll;
       const parent = poll ? ROOT_CONTEXT : context.active();
-      const scheduled = poll ?? (parent.getValue(scheduledKey) as Scheduled | undefined);
       const origin = poll?.poll?.origin;
+      let named = names.get(template);
+      if (named?.method !== method) {
+        named = { method, name: `${method} ${template}` };
+        names.set(template, named);
+      }
+      const span = tracer.startSpan(
+        named.name,
+        { kind: SpanKind.CLIENT, root: poll !== undefined, links: origin ? [{ context: origin }] : undefined },
+        parent,
+      );
+      const headers = traceHeaders(span.spanContext());
+      // The answer is read in the request's context: log lines written then carry its operation's ids.
+      const within = poll ? direct : <T>(fn: () => T): T => context.with(parent, fn);
+      if (!span.isRecording()) return { headers, end: noEnd, within };
+      const scheduled = poll ?? (parent.getValue(scheduledKey) as Scheduled | undefined);
       const attributes: Attributes = {
         'http.request.method': method,
         'url.template': template,
@@ -63,21 +90,30 @@ export function createExchangeTracer(tracer: Tracer, baseUrl: string): ExchangeT
         attributes[WAITED_ATTRIBUTE] = scheduled.waitedMs;
         if (scheduled.resendCount > 0) attributes['http.request.resend_count'] = scheduled.resendCount;
       }
-      const span = tracer.startSpan(
-        `${method} ${template}`,
-        { kind: SpanKind.CLIENT, root: poll !== undefined, links: origin ? [{ context: origin }] : undefined, attributes },
-        parent,
-      );
-      const headers: Record<string, string> = {};
-      propagation.inject(trace.setSpan(parent, span), headers);
-      return exchange(span, headers);
+      span.setAttributes(attributes);
+      return exchange(span, headers, within);
     },
   };
 }
 
-function exchange(span: Span, headers: Record<string, string>): TracedExchange {
+const noEnd = () => undefined;
+const direct = <T>(fn: () => T): T => fn();
+
+/** W3C trace context of `spanContext`: `traceparent` (version 00), and `tracestate` when there is one. */
+export function traceHeaders(spanContext: SpanContext): Record<string, string> {
+  const flags = spanContext.traceFlags & 0xff;
+  const headers: Record<string, string> = {
+    traceparent: `00-${spanContext.traceId}-${spanContext.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`,
+  };
+  const state = spanContext.traceState?.serialize();
+  if (state) headers.tracestate = state;
+  return headers;
+}
+
+function exchange(span: Span, headers: Record<string, string>, within: TracedExchange['within']): TracedExchange {
   return {
     headers,
+    within,
     end(status, error) {
       if (status !== null) {
         span.setAttribute('http.response.status_code', status);
@@ -100,13 +136,15 @@ function exchange(span: Span, headers: Record<string, string>): TracedExchange {
  * is a root span of its own, sampled on its own and linked to the operation
  * that started the loop, so that a long watch never grows one trace per
  * watcher or per interval; polls skip the context manager altogether.
+ * The caller's context is the request's `trace` hint when it has one (a poll
+ * loop's: the operation that started it), else the active one.
  */
 export function traceScheduler(scheduler: RequestScheduler, now: () => number): RequestScheduler {
   return {
     ...scheduler,
     run(keyHash, send, hints) {
       const queuedAt = now();
-      const caller = context.active();
+      const caller = (hints?.trace as Context | undefined) ?? context.active();
       let sends = 0;
       if (hints?.priority === 'poll') {
         const poll = { origin: trace.getSpanContext(caller) };

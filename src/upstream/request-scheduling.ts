@@ -25,6 +25,11 @@ export interface ScheduleHints {
    * waits for it); that function answers false once the request has been sent.
    */
   onQueued?: (promote: () => boolean) => void;
+  /**
+   * The trace context the request is made for, when it is not the active one: a poll loop's is
+   * the operation that started the loop. Opaque here; tracing reads it (`src/telemetry`).
+   */
+  trace?: unknown;
 }
 
 export interface RequestSchedulerOptions {

@@ -46,6 +46,8 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
     /** The exchange's deadline: connect, headers and body (ms). */
     private readonly deadlineMs: number,
     private readonly signal: Abortable | undefined,
+    /** The exchange's trace: told how it ended (its status, or null and the error) before the promise settles. */
+    readonly traced?: { end(status: number | null, error?: unknown): void; within<T>(fn: () => T): T },
   ) {
     this.promise = new Promise<RawResponse>((resolve, reject) => {
       this.resolve = resolve;
@@ -93,6 +95,7 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.settle();
+    this.traced?.end(this.status);
     const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     // A UTF-8 byte order mark is not part of the JSON.
     const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
@@ -105,10 +108,15 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
 
   private fail(error: unknown): void {
     this.settle();
-    if (this.signal?.aborted) this.reject(this.signal.reason);
-    else if (error instanceof UpstreamError) this.reject(error);
-    else if (isUndiciTimeout(error)) this.reject(new UpstreamTimeoutError(`The upstream did not answer within ${this.deadlineMs} ms.`));
-    else this.reject(new UpstreamUnavailableError('The upstream could not be reached.'));
+    const reason = this.signal?.aborted
+      ? this.signal.reason
+      : error instanceof UpstreamError
+        ? error
+        : isUndiciTimeout(error)
+          ? new UpstreamTimeoutError(`The upstream did not answer within ${this.deadlineMs} ms.`)
+          : new UpstreamUnavailableError('The upstream could not be reached.');
+    this.traced?.end(null, reason);
+    this.reject(reason);
   }
 
   private settle(): void {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { startIdentityProvider } from '../helpers/identity-provider.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { type Spawned, spawnEntry } from '../helpers/spawn.ts';
 import { freePort } from '../helpers/stack.ts';
@@ -28,7 +29,12 @@ function task(id: string, status: string, extra: Record<string, unknown> = {}) {
 }
 
 /** Starts the gateway as `npm start` would, exporting traces to `receiver` with `protocol`. */
-async function startTracedGateway(upstream: StandIn, receiver: OtlpReceiver, protocol: string): Promise<{ url: string; process: Spawned }> {
+async function startTracedGateway(
+  upstream: StandIn,
+  receiver: OtlpReceiver,
+  protocol: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; process: Spawned }> {
   const port = await freePort();
   const process = spawnEntry('src/main.ts', [], {
     PORT: String(port),
@@ -41,6 +47,7 @@ async function startTracedGateway(upstream: StandIn, receiver: OtlpReceiver, pro
     OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
     OTEL_BSP_SCHEDULE_DELAY: '50',
     OTEL_SERVICE_NAME: 'gateway-under-test',
+    ...env,
   });
   // Liveness only: a busy machine can take a while to start a process through tsx.
   await process.waitFor(/task-gateway listening/, 45_000);
@@ -172,6 +179,71 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
     const exported = receiver.bodies.map((b) => b.body.toString()).join('\n');
     expect(exported).toContain('gateway-under-test');
     for (const secret of [CLIENT_KEY, SERVER_KEY, 'task-done', 'task-live-sse', 'Bearer']) expect(exported).not.toContain(secret);
+  });
+});
+
+describe('traces of signed-in users (jwt mode), whose requests cross awaits before reaching the upstream', () => {
+  it("makes a submit's POST the child of its mutation, and links the user's subscription to its polls", { timeout: 60_000 }, async () => {
+    const idp = await startIdentityProvider();
+    const receiver = await startOtlpReceiver();
+    let reads = 0;
+    const upstream = await startStandIn((request, response) => {
+      if (request.method === 'POST') return json(response, 200, task('task-of-alice', 'pending'));
+      reads += 1;
+      return json(response, 200, reads < 3 ? task('task-of-alice', 'processing') : task('task-of-alice', 'completed', { result: {} }));
+    });
+    const gateway = await startTracedGateway(upstream, receiver, 'http/json', idp.env);
+    try {
+      const authorization = `Bearer ${await idp.sign()}`;
+      const submitTrace = hex(16);
+      const submitted = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization, traceparent: traceparent(submitTrace, hex(8)) },
+        body: JSON.stringify({ query: 'mutation Submit { submitTask(input: { model: "m", prompt: "fox" }) { ... on BaseTask { id } } }' }),
+      });
+      expect(await submitted.json()).toEqual({ data: { submitTask: { id: 'task-of-alice' } } });
+
+      const watchTrace = hex(16);
+      const stream = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          authorization,
+          traceparent: traceparent(watchTrace, hex(8)),
+        },
+        body: JSON.stringify({ query: 'subscription Watch { taskUpdated(id: "task-of-alice") { __typename } }' }),
+      });
+      expect(await stream.text()).toContain('CompletedTask');
+
+      const spans = await receiver.until((all) => {
+        const watch = all.find((s) => s.traceId === watchTrace && s.name === 'subscription Watch');
+        return (
+          all.some((s) => s.traceId === submitTrace && s.kind === SPAN_KIND_CLIENT) &&
+          watch !== undefined &&
+          all.some((s) => s.links.some((l) => l.spanId === watch.spanId))
+        );
+      });
+      // The submit's POST waited for the user's limits and owner records: still the mutation's child.
+      const mutation = spans.find((s) => s.traceId === submitTrace && s.name === 'mutation Submit')!;
+      const post = spans.find((s) => s.traceId === submitTrace && s.kind === SPAN_KIND_CLIENT)!;
+      expect(post).toMatchObject({ name: 'POST /v1/tasks', parentSpanId: mutation.spanId });
+      expect(upstream.requests.find((r) => r.method === 'POST')?.headers.traceparent).toBe(traceparent(submitTrace, post.spanId));
+      // The watch opened after the owner's lookup: its loop's reads still name the subscription.
+      const watch = spans.find((s) => s.traceId === watchTrace && s.name === 'subscription Watch')!;
+      const fromLoop = spans.filter(
+        (s) => s.kind === SPAN_KIND_CLIENT && (s.traceId === watchTrace || s.links.some((l) => l.spanId === watch.spanId)),
+      );
+      expect(fromLoop.some((read) => read.parentSpanId === '')).toBe(true);
+      for (const read of fromLoop) {
+        if (read.traceId === watchTrace) expect(read.parentSpanId).toBe(watch.spanId);
+        else expect(read.links).toEqual([{ traceId: watchTrace, spanId: watch.spanId }]);
+      }
+    } finally {
+      await gateway.process.stop();
+      await upstream.stop();
+      await idp.stop();
+    }
   });
 });
 
