@@ -13,6 +13,8 @@ import { type Child, forkChild, gatewayGets, INTERVAL_MS, startGatewayProcess, s
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const POLLED_TASKS = 2_000;
+/** Windows of 8 s: the ratio of one window spreads by about ±0.1 on a shared 2-core machine (a major GC lands in one, not another). */
+const WINDOWS = 5;
 
 /** An OTLP/HTTP receiver that answers every export at once and only counts its bytes. */
 async function startNullReceiver() {
@@ -94,7 +96,7 @@ async function pollCost(upstreamUrl: string, endpoint: string) {
   await sleep(2 * INTERVAL_MS);
   // Per window, each gateway's CPU µs per GET it had answered; every gateway over the same windows.
   const rounds: number[][] = [];
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < WINDOWS; round++) {
     const before = await Promise.all(gateways.map(async (g) => ({ cpu: usage(g.pid).cpuMs, gets: await gatewayGets(g.url) })));
     await sleep(4 * INTERVAL_MS);
     rounds.push(
@@ -106,7 +108,7 @@ async function pollCost(upstreamUrl: string, endpoint: string) {
   for (const watcher of watchers) await watcher.stop();
   await Promise.all(gateways.map((g) => g.stop()));
   console.log(
-    `\nCPU per upstream poll: ${POLLED_TASKS.toLocaleString('en')} tasks with one watcher each, interval ${INTERVAL_MS / 1000} s, three gateways over the same three 8 s windows`,
+    `\nCPU per upstream poll: ${POLLED_TASKS.toLocaleString('en')} tasks with one watcher each, interval ${INTERVAL_MS / 1000} s, three gateways over the same ${WINDOWS} windows of 8 s`,
   );
   console.log(`   same build, tracing off: ${median(rounds.map((r) => r[0]!)).toFixed(0)} µs per GET`);
   traced.forEach(({ label }, i) => {
