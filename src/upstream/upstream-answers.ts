@@ -40,6 +40,7 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
   private size = 0;
   private controller: Dispatcher.DispatchController | null = null;
   private reason: unknown = null;
+  private settled = false;
 
   constructor(
     private readonly maxBytes: number,
@@ -94,7 +95,7 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.settle();
+    if (!this.settle()) return;
     this.traced?.end(this.status);
     const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     // A UTF-8 byte order mark is not part of the JSON.
@@ -107,7 +108,8 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
   }
 
   private fail(error: unknown): void {
-    this.settle();
+    // Aborted before undici started it, the request still ends in an error when it starts: told once.
+    if (!this.settle()) return;
     const reason = this.signal?.aborted
       ? this.signal.reason
       : error instanceof UpstreamError
@@ -119,9 +121,13 @@ export class BoundedAnswer implements Dispatcher.DispatchHandler {
     this.reject(reason);
   }
 
-  private settle(): void {
+  /** False when the answer was settled already. */
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
     clearTimeout(this.deadline);
     this.signal?.removeEventListener('abort', this);
+    return true;
   }
 }
 
