@@ -136,18 +136,22 @@ function exchange(span: Span, headers: Record<string, string>, within: TracedExc
  * is a root span of its own, sampled on its own and linked to the operation
  * that started the loop, so that a long watch never grows one trace per
  * watcher or per interval; polls skip the context manager altogether.
- * The caller's context is the request's `trace` hint when it has one (a poll
- * loop's: the operation that started it), else the active one.
+ * A loop's read carries the context the loop was started in (its `trace`
+ * hint): it is a poll, linked to that operation, unless it is asked for
+ * inside another operation (a new watcher of a live loop), whose child it is.
  */
 export function traceScheduler(scheduler: RequestScheduler, now: () => number): RequestScheduler {
   return {
     ...scheduler,
     run(keyHash, send, hints) {
       const queuedAt = now();
-      const caller = (hints?.trace as Context | undefined) ?? context.active();
+      const caller = context.active();
+      const started = hints?.trace as Context | undefined;
       let sends = 0;
-      if (hints?.priority === 'poll') {
-        const poll = { origin: trace.getSpanContext(caller) };
+      // A loop's read (it carries the context the loop was started in) is a root linked to that operation,
+      // unless another operation asks for it as it runs (a new watcher of a live loop): then it is that one's.
+      if (started !== undefined && (hints?.priority === 'poll' || caller === ROOT_CONTEXT)) {
+        const poll = { origin: trace.getSpanContext(started) };
         return scheduler.run(
           keyHash,
           (signal) => {
