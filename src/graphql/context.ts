@@ -110,42 +110,61 @@ export function createRequestContext(services: ContextServices, authorization: s
     budget(requests);
   };
   const user = caller?.user ?? null;
-  // Untraced, nothing of this is made per operation: the shared slot is never written.
-  const operationTrace: OperationTrace = services.traced ? { context: undefined } : untraced;
-  const inOperation = <T>(fn: () => T): T => (operationTrace.context ? otelContext.with(operationTrace.context, fn) : fn());
-  const client: TasksClient = services.traced
-    ? {
-        ...tasksClient,
-        getTask: (...args) => inOperation(() => tasksClient.getTask(...args)),
-        submitTask: (...args) => inOperation(() => tasksClient.submitTask(...args)),
-        cancelTask: (...args) => inOperation(() => tasksClient.cancelTask(...args)),
-      }
-    : tasksClient;
-  const polls: TaskPoller = services.traced
-    ? {
-        ...poller,
-        subscribe: (...args) => inOperation(() => poller.subscribe(...args)),
-        read: (...args) => inOperation(() => poller.read(...args)),
-        waitForEnd: (...args) => inOperation(() => poller.waitForEnd(...args)),
-      }
-    : poller;
+  // Untraced, nothing of this is made per operation: the services are the shared ones, the slot a shared frozen one.
+  const traced = services.traced ? servicesInOperation(services) : null;
+  const client = traced?.tasksClient ?? tasksClient;
+  const polls = traced?.poller ?? poller;
+  const users = traced?.userTasks ?? userTasks;
   const context = {
     credential,
     user,
     tasksClient: client,
     poller: polls,
-    watchTask: (taskId: string) =>
-      user && userTasks ? inOperation(() => userTasks.watch(user, credential(), taskId)) : polls.subscribe(credential(), taskId),
-    userTasks: user ? userTasks : null,
+    watchTask: (taskId: string) => (user && users ? users.watch(user, credential(), taskId) : polls.subscribe(credential(), taskId)),
+    userTasks: user ? users : null,
     historyKey: () => user?.ownerHash ?? credential().hash,
     webhooks,
-    recentTasks,
+    recentTasks: traced?.recentTasks ?? recentTasks,
     now,
     spendUpstream,
     stopping,
-    operationTrace,
+    operationTrace: traced?.slot ?? untraced,
   } as Omit<GatewayContext, 'taskLoader'>;
   return Object.defineProperty(context, 'taskLoader', taskLoaderAccessor) as GatewayContext;
+}
+
+/**
+ * Tracing on: the services an operation's resolvers use, each call made in the
+ * operation's trace context (`slot`, set when its span starts), however many
+ * awaits came before it; the context manager follows none.
+ */
+function servicesInOperation(services: ContextServices) {
+  const { tasksClient, poller, recentTasks, userTasks } = services;
+  const slot: OperationTrace = { context: undefined };
+  const enter = <T>(fn: () => T): T => (slot.context ? otelContext.with(slot.context, fn) : fn());
+  return {
+    slot,
+    tasksClient: {
+      ...tasksClient,
+      getTask: (...args) => enter(() => tasksClient.getTask(...args)),
+      submitTask: (...args) => enter(() => tasksClient.submitTask(...args)),
+      cancelTask: (...args) => enter(() => tasksClient.cancelTask(...args)),
+    } satisfies TasksClient,
+    poller: {
+      ...poller,
+      subscribe: (...args) => enter(() => poller.subscribe(...args)),
+      read: (...args) => enter(() => poller.read(...args)),
+      waitForEnd: (...args) => enter(() => poller.waitForEnd(...args)),
+    } satisfies TaskPoller,
+    recentTasks: { ...recentTasks, record: (...args) => enter(() => recentTasks.record(...args)) } satisfies RecentTasksStore,
+    userTasks: userTasks
+      ? ({
+          ...userTasks,
+          admit: (...args) => enter(() => userTasks.admit(...args)),
+          watch: (...args) => enter(() => userTasks.watch(...args)),
+        } satisfies UserTasks)
+      : null,
+  };
 }
 
 /**

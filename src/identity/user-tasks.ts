@@ -90,13 +90,13 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
   const ownerOf = new DataLoader<string, string | null>((ids) => owners.ownersOf(ids), { cache: false, maxBatchSize: 100 });
 
   /** Re-reads up to `max` unfinished tasks and ends those that ended; true when any did. */
-  async function reconcile(user: EndUser, credential: Credential, max: number): Promise<boolean> {
+  async function reconcile(user: EndUser, credential: Credential, max: number, read: TaskPoller['read']): Promise<boolean> {
     if (!limits) return false;
     const ids = await limits.unfinished(user.ownerHash, max);
     const ended = await Promise.all(
       ids.map(async (id) => {
         try {
-          const task = await poller.read(credential, id);
+          const task = await read(credential, id);
           if (!isTerminal(task.status)) return false;
           await limits.ended(user.ownerHash, id, refundOf(task));
         } catch (error) {
@@ -176,6 +176,8 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
       return iterator;
     },
     async admit(user, credential) {
+      // Its reads, after the awaits below, are made in the caller's trace context (the submit's).
+      const read = otelContext.bind(otelContext.active(), poller.read);
       await owners.ready();
       const ticket = randomUUID();
       if (!limits) return { ticket };
@@ -183,7 +185,7 @@ export function createUserTasks(options: UserTasksOptions): UserTasks {
       if (refusal && refusal.limit !== 'SUBMITS_PER_MINUTE') {
         // The active set never holds more than USER_MAX_ACTIVE_TASKS: at most that many reads.
         const max = refusal.limit === 'ACTIVE_TASKS' ? Number.MAX_SAFE_INTEGER : SPEND_RECONCILE_READS;
-        if (await reconcile(user, credential, max)) refusal = await limits.admit(user.ownerHash, ticket);
+        if (await reconcile(user, credential, max, read)) refusal = await limits.admit(user.ownerHash, ticket);
       }
       return refusal ? { refusal } : { ticket };
     },

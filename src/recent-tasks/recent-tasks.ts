@@ -1,3 +1,4 @@
+import { context as otelContext } from '@opentelemetry/api';
 import { createLruMap } from '../lib/lru-map.ts';
 
 /**
@@ -71,7 +72,8 @@ export interface MemoryRecentTasksOptions {
 
 /** The same store, but `record` never rejects: a failure is reported to `onFailure` (a submission is never failed by its history). */
 export function recordingNeverFails(store: RecentTasksStore, onFailure: () => void): RecentTasksStore {
-  return { ...store, record: (keyHash, entry) => store.record(keyHash, entry).catch(onFailure) };
+  // Told in the caller's trace context: its log line carries the operation's ids.
+  return { ...store, record: (keyHash, entry) => store.record(keyHash, entry).catch(otelContext.bind(otelContext.active(), onFailure)) };
 }
 
 /** The single-process store: bounded in keys and in entries per key. */

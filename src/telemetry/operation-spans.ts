@@ -21,7 +21,7 @@ import type { OperationTrace } from '../graphql/context.ts';
  * An incoming W3C `traceparent` continues the client's trace. Resolvers run in
  * the span's context, and the services they call enter it again after their
  * awaits (`OperationTrace`), so the upstream requests they make are its children.
- * A subscription's span covers its set-up (first reads included) and ends when
+ * A subscription's span covers its set-up (its loop's reads are polls) and ends when
  * its stream is open: changes come later, from the shared poll loop.
  */
 export interface OperationTracing {
@@ -72,7 +72,8 @@ export function createOperationTracing(tracer: Tracer): OperationTracing {
     const operation = trace.setSpan(parent, span);
     // The resolvers' services enter it at each call, across awaits (src/graphql/context.ts).
     const slot = (args.contextValue as { operationTrace?: OperationTrace } | null | undefined)?.operationTrace;
-    if (slot) slot.context = operation;
+    // An untraced context's slot is a shared frozen one: never written.
+    if (slot && !Object.isFrozen(slot)) slot.context = operation;
     return context
       .with(operation, () => execute(args))
       .then(

@@ -11,8 +11,9 @@ import { type Context, type ContextManager, ROOT_CONTEXT } from '@opentelemetry/
  * paid by every poll, traced or not. The gateway carries an operation's context
  * itself instead, across the few places its work crosses an `await` for the
  * operation: the GraphQL context's services (`src/graphql/context.ts`), a poll
- * loop's hints (the operation that started it), and an upstream answer read in
- * its request's context (`upstream-spans.ts`).
+ * loop's hints (the operation that started it), continuations bound to the
+ * caller's context (`context.bind`, which this manager honours), and an
+ * upstream answer read in its request's context (`upstream-spans.ts`).
  */
 export class SyncContextManager implements ContextManager {
   private current: Context = ROOT_CONTEXT;
