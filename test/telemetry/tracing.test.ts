@@ -68,10 +68,11 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
         // One result link that is not http(s): the gateway drops it and logs a warning, during the operation.
         return json(response, 200, task(id, 'completed', { result: { images: [{ url: ['ftp://example.com/a.png'] }] } }));
       }
-      // Live tasks run for three reads, then complete.
+      // Live tasks run for three reads (the shared one for six), then complete.
       const reads = (livePolls.get(id) ?? 0) + 1;
       livePolls.set(id, reads);
-      return json(response, 200, reads < 3 ? task(id, 'processing') : task(id, 'completed', { result: { images: [] } }));
+      const runs = id === 'task-shared' ? 6 : 3;
+      return json(response, 200, reads < runs ? task(id, 'processing') : task(id, 'completed', { result: { images: [] } }));
     });
     gateway = await startTracedGateway(upstream, receiver, 'http/json');
   }, 60_000);
@@ -151,6 +152,35 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
     expect(new Set(polls.map((poll) => poll.traceId)).size).toBe(polls.length);
   });
 
+  it("keeps a loop's reads out of the trace of the operation that started it when another joins it", async () => {
+    const watch = (traceId: string, name: string) =>
+      fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', traceparent: traceparent(traceId, hex(8)) },
+        body: JSON.stringify({ query: `subscription ${name} { taskUpdated(id: "task-shared") { __typename } }` }),
+      });
+    const [first, second] = [hex(16), hex(16)];
+    const starter = await watch(first, 'Starter');
+    const joiner = await watch(second, 'Joiner');
+    expect(await starter.text()).toContain('CompletedTask');
+    expect(await joiner.text()).toContain('CompletedTask');
+
+    const spans = await receiver.until((all) => {
+      const started = all.find((s) => s.traceId === first && s.name === 'subscription Starter');
+      return started !== undefined && all.filter((s) => s.links.some((l) => l.spanId === started.spanId)).length >= 4;
+    });
+    const started = spans.find((s) => s.traceId === first && s.name === 'subscription Starter')!;
+    const joined = spans.find((s) => s.traceId === second && s.name === 'subscription Joiner')!;
+    // Every read of the loop, the first and those after the second watcher came, is a root linked to the starter.
+    expect(spans.filter((s) => s.kind === SPAN_KIND_CLIENT && s.traceId === first)).toEqual([]);
+    const reads = spans.filter((s) => s.kind === SPAN_KIND_CLIENT && s.links.some((l) => l.spanId === started.spanId));
+    expect(reads.length).toBeGreaterThanOrEqual(4);
+    for (const read of reads) expect(read.parentSpanId).toBe('');
+    // A read the joiner asked for as it subscribed would be its own child, never the starter's.
+    for (const read of spans.filter((s) => s.kind === SPAN_KIND_CLIENT && s.traceId === second))
+      expect(read.parentSpanId).toBe(joined.spanId);
+  });
+
   it("continues a WebSocket operation's trace from the subscribe message's extensions", async () => {
     const traceId = hex(16);
     const clientSpanId = hex(8);
@@ -187,12 +217,14 @@ describe('traces of signed-in users (jwt mode), whose requests cross awaits befo
     const idp = await startIdentityProvider();
     const receiver = await startOtlpReceiver();
     let reads = 0;
+    let posts = 0;
     const upstream = await startStandIn((request, response) => {
+      if (request.method === 'POST') posts += 1;
       if (request.method === 'POST') return json(response, 200, task('task-of-alice', 'pending'));
       reads += 1;
       return json(response, 200, reads < 3 ? task('task-of-alice', 'processing') : task('task-of-alice', 'completed', { result: {} }));
     });
-    const gateway = await startTracedGateway(upstream, receiver, 'http/json', idp.env);
+    const gateway = await startTracedGateway(upstream, receiver, 'http/json', { ...idp.env, USER_MAX_ACTIVE_TASKS: '1' });
     try {
       const authorization = `Bearer ${await idp.sign()}`;
       const submitTrace = hex(16);
@@ -202,6 +234,15 @@ describe('traces of signed-in users (jwt mode), whose requests cross awaits befo
         body: JSON.stringify({ query: 'mutation Submit { submitTask(input: { model: "m", prompt: "fox" }) { ... on BaseTask { id } } }' }),
       });
       expect(await submitted.json()).toEqual({ data: { submitTask: { id: 'task-of-alice' } } });
+      // A second submit past USER_MAX_ACTIVE_TASKS first re-reads the unfinished task (still running): refused, not sent.
+      const refusedTrace = hex(16);
+      const refused = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization, traceparent: traceparent(refusedTrace, hex(8)) },
+        body: JSON.stringify({ query: 'mutation Again { submitTask(input: { model: "m", prompt: "fox" }) { __typename } }' }),
+      });
+      expect((await refused.json()).data.submitTask.__typename).not.toBe('PendingTask');
+      expect(posts).toBe(1);
 
       const watchTrace = hex(16);
       const stream = await fetch(`${gateway.url}/graphql`, {
@@ -220,6 +261,7 @@ describe('traces of signed-in users (jwt mode), whose requests cross awaits befo
         const watch = all.find((s) => s.traceId === watchTrace && s.name === 'subscription Watch');
         return (
           all.some((s) => s.traceId === submitTrace && s.kind === SPAN_KIND_CLIENT) &&
+          all.some((s) => s.traceId === refusedTrace && s.kind === SPAN_KIND_CLIENT) &&
           watch !== undefined &&
           all.some((s) => s.links.some((l) => l.spanId === watch.spanId))
         );
@@ -229,20 +271,48 @@ describe('traces of signed-in users (jwt mode), whose requests cross awaits befo
       const post = spans.find((s) => s.traceId === submitTrace && s.kind === SPAN_KIND_CLIENT)!;
       expect(post).toMatchObject({ name: 'POST /v1/tasks', parentSpanId: mutation.spanId });
       expect(upstream.requests.find((r) => r.method === 'POST')?.headers.traceparent).toBe(traceparent(submitTrace, post.spanId));
+      // The refused submit's re-read came after awaits on the user's stores: its child all the same.
+      const again = spans.find((s) => s.traceId === refusedTrace && s.name === 'mutation Again')!;
+      expect(spans.find((s) => s.traceId === refusedTrace && s.kind === SPAN_KIND_CLIENT)).toMatchObject({
+        name: 'GET /v1/tasks/{id}',
+        parentSpanId: again.spanId,
+      });
       // The watch opened after the owner's lookup: its loop's reads still name the subscription.
       const watch = spans.find((s) => s.traceId === watchTrace && s.name === 'subscription Watch')!;
-      const fromLoop = spans.filter(
-        (s) => s.kind === SPAN_KIND_CLIENT && (s.traceId === watchTrace || s.links.some((l) => l.spanId === watch.spanId)),
-      );
-      expect(fromLoop.some((read) => read.parentSpanId === '')).toBe(true);
-      for (const read of fromLoop) {
-        if (read.traceId === watchTrace) expect(read.parentSpanId).toBe(watch.spanId);
-        else expect(read.links).toEqual([{ traceId: watchTrace, spanId: watch.spanId }]);
-      }
+      const fromLoop = spans.filter((s) => s.kind === SPAN_KIND_CLIENT && s.links.some((l) => l.spanId === watch.spanId));
+      expect(fromLoop.length).toBeGreaterThanOrEqual(1);
+      for (const read of fromLoop) expect(read).toMatchObject({ parentSpanId: '', links: [{ traceId: watchTrace, spanId: watch.spanId }] });
+      // No token in any span.
+      expect(receiver.bodies.map((b) => b.body.toString()).join('\n')).not.toContain(authorization.slice('Bearer '.length));
     } finally {
       await gateway.process.stop();
       await upstream.stop();
       await idp.stop();
+    }
+  });
+});
+
+describe('log lines of an operation written after its awaits', () => {
+  it("carries the operation's ids on the warning of a submission its store did not take", { timeout: 60_000 }, async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startStandIn((_request, response) => json(response, 200, task('task-unrecorded', 'pending')));
+    // A Redis that is not there: the recent-tasks store refuses the record, after the submit's upstream POST.
+    const gateway = await startTracedGateway(upstream, receiver, 'http/json', { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    try {
+      const traceId = hex(16);
+      const answer = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, traceparent: traceparent(traceId, hex(8)) },
+        body: JSON.stringify({ query: 'mutation Submit { submitTask(input: { model: "m", prompt: "fox" }) { ... on BaseTask { id } } }' }),
+      });
+      expect(await answer.json()).toEqual({ data: { submitTask: { id: 'task-unrecorded' } } });
+      const line = (await gateway.process.waitFor(new RegExp(`\\{[^\\n]*"trace_id":"${traceId}"[^\\n]*\\}`)))[0];
+      const spans = await receiver.until((all) => all.some((s) => s.traceId === traceId && s.name === 'mutation Submit'));
+      const mutation = spans.find((s) => s.traceId === traceId && s.name === 'mutation Submit')!;
+      expect(JSON.parse(line)).toMatchObject({ span_id: mutation.spanId, msg: expect.stringMatching(/was not recorded yet/) });
+    } finally {
+      await gateway.process.stop();
+      await upstream.stop();
     }
   });
 });
