@@ -1,3 +1,4 @@
+import { context as otelContext } from '@opentelemetry/api';
 import { TooManySubscriptionsError } from '../errors.ts';
 import { type BackoffOptions, exponentialBackoffWithJitter, realScheduler, type Scheduler } from '../lib/scheduler.ts';
 import type { Credential } from '../upstream/credential.ts';
@@ -210,9 +211,11 @@ export function createTaskPoller(options: TaskPollerOptions): TaskPoller {
       // urgent and bounded by the queue timeout. A read already sent is the answer.
       const queued = loop?.promote() ?? false;
       const pending = queued ? null : loop?.inflight();
-      // A request the loop gave up (its last watcher left) is no answer: fetch again.
-      const settled = pending ? await pending : null;
-      return settled ?? fetchShared(key, credential, taskId);
+      if (!pending) return fetchShared(key, credential, taskId);
+      // A request the loop gave up (its last watcher left) is no answer: fetch again, in the caller's
+      // trace context (tracing follows no await by itself).
+      const again = otelContext.bind(otelContext.active(), () => fetchShared(key, credential, taskId));
+      return (await pending) ?? again();
     },
 
     async waitForEnd(credential, taskId, maxMs) {
