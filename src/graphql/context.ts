@@ -142,28 +142,21 @@ function servicesInOperation(services: ContextServices) {
   const { tasksClient, poller, recentTasks, userTasks } = services;
   const slot: OperationTrace = { context: undefined };
   const enter = <T>(fn: () => T): T => (slot.context ? otelContext.with(slot.context, fn) : fn());
+  /** `service` with `methods` called in the operation's context; its other members as they are. */
+  const entering = <S extends object>(service: S, methods: ReadonlyArray<keyof S & string>): S => {
+    const wrapped = { ...service } as Record<string, unknown>;
+    for (const name of methods) {
+      const method = service[name] as (...args: unknown[]) => unknown;
+      wrapped[name] = (...args: unknown[]) => enter(() => method.apply(service, args));
+    }
+    return wrapped as S;
+  };
   return {
     slot,
-    tasksClient: {
-      ...tasksClient,
-      getTask: (...args) => enter(() => tasksClient.getTask(...args)),
-      submitTask: (...args) => enter(() => tasksClient.submitTask(...args)),
-      cancelTask: (...args) => enter(() => tasksClient.cancelTask(...args)),
-    } satisfies TasksClient,
-    poller: {
-      ...poller,
-      subscribe: (...args) => enter(() => poller.subscribe(...args)),
-      read: (...args) => enter(() => poller.read(...args)),
-      waitForEnd: (...args) => enter(() => poller.waitForEnd(...args)),
-    } satisfies TaskPoller,
-    recentTasks: { ...recentTasks, record: (...args) => enter(() => recentTasks.record(...args)) } satisfies RecentTasksStore,
-    userTasks: userTasks
-      ? ({
-          ...userTasks,
-          admit: (...args) => enter(() => userTasks.admit(...args)),
-          watch: (...args) => enter(() => userTasks.watch(...args)),
-        } satisfies UserTasks)
-      : null,
+    tasksClient: entering(tasksClient, ['getTask', 'submitTask', 'cancelTask']),
+    poller: entering(poller, ['subscribe', 'read', 'waitForEnd']),
+    recentTasks: entering(recentTasks, ['record']),
+    userTasks: userTasks ? entering(userTasks, ['admit', 'watch']) : null,
   };
 }
 

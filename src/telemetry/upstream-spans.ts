@@ -100,7 +100,7 @@ const noEnd = () => undefined;
 const direct = <T>(fn: () => T): T => fn();
 
 /** W3C trace context of `spanContext`: `traceparent` (version 00), and `tracestate` when there is one. */
-export function traceHeaders(spanContext: SpanContext): Record<string, string> {
+function traceHeaders(spanContext: SpanContext): Record<string, string> {
   const flags = spanContext.traceFlags & 0xff;
   const headers: Record<string, string> = {
     traceparent: `00-${spanContext.traceId}-${spanContext.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`,
