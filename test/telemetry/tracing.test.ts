@@ -204,6 +204,38 @@ describe('OpenTelemetry traces, exported over OTLP/HTTP to a real receiver', () 
     expect(spans.find((s) => s.traceId === traceId && s.name === 'query OverSocket')?.parentSpanId).toBe(clientSpanId);
   });
 
+  it('starts a trace of its own for a malformed traceparent (a header, or a subscribe message that is not a string): no error', async () => {
+    const garbage = ['garbage', `00-${'0'.repeat(32)}-${hex(8)}-01`, `00-${hex(16)}-${hex(8)}-01-${'x'.repeat(10_000)}`];
+    for (const [index, value] of garbage.entries()) {
+      const answer = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: value },
+        body: JSON.stringify({ query: `query Malformed${index} { task(id: "task-done") { __typename } }` }),
+      });
+      expect(await answer.json()).toEqual({ data: { task: { __typename: 'CompletedTask' } } });
+    }
+    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const result = await new Promise((resolve, reject) => {
+        client.subscribe(
+          { query: 'query MalformedOverSocket { task(id: "task-done") { __typename } }', extensions: { traceparent: { not: 'a string' } } },
+          { next: resolve, error: reject, complete: () => undefined },
+        );
+      });
+      expect(result).toEqual({ data: { task: { __typename: 'CompletedTask' } } });
+    } finally {
+      await client.dispose();
+    }
+    const names = ['query Malformed0', 'query Malformed1', 'query Malformed2', 'query MalformedOverSocket'];
+    const spans = await receiver.until((all) => names.every((name) => all.some((s) => s.name === name)));
+    for (const name of names) {
+      const span = spans.find((s) => s.name === name)!;
+      expect(span.parentSpanId).toBe('');
+      expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(span.traceId).not.toBe('0'.repeat(32));
+    }
+  });
+
   it('puts no key, token or variable in any span', async () => {
     await receiver.until((all) => all.length > 0);
     const exported = receiver.bodies.map((b) => b.body.toString()).join('\n');
