@@ -101,7 +101,8 @@ export async function startGatewayProcess(upstreamUrl: string, env: Record<strin
     stdio: ['ignore', process.env.GATEWAY_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   });
   // The gateway does not watch its IPC channel: the bench stops it when it exits, however it exits.
-  process.once('exit', () => child.kill('SIGKILL'));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode} before it answered`);
@@ -121,6 +122,7 @@ export async function startGatewayProcess(upstreamUrl: string, env: Record<strin
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;
+      process.off('exit', killOnExit);
     },
   };
 }

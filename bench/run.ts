@@ -22,12 +22,13 @@
  *     100,000 subscriptions, the HTTP path and the GraphiQL page, each beside its baseline.
  *  9. the upstream budget of one key under its quota (bench/quota.ts): 1,000 watched tasks,
  *     50 requests/s, 1 gateway and 3 replicas on Redis, beside the figures before the budget.
- * 10. the cost of OpenTelemetry tracing at 100 % sampling (bench/tracing.ts): task(id) over HTTP
- *     and CPU per poll, beside the same build with tracing off.
+ * 10. the cost of OpenTelemetry tracing (bench/tracing.ts): task(id) over HTTP at 100 % sampling,
+ *     CPU per poll at 100 % and 10 %, beside the same build with tracing off, and one poll's span
+ *     alone in a process.
  * 11. end users' tokens (bench/auth.ts): task(id) over HTTP with a JWT and RSS per WebSocket
  *     subscription in jwt mode, each beside the same gateway in key mode.
  * `npm run bench -- fanout` runs sections 1 to 3, `-- soak`, `-- replicas`, `-- dashboard`, `-- idle`,
- * `-- performance [polls|watchers|http]`, `-- quota [budget|latency]`, `-- tracing [http|polls]` and `-- auth [http|memory]` that section alone.
+ * `-- performance [polls|watchers|http]`, `-- quota [budget|latency]`, `-- tracing [http|polls|span]` and `-- auth [http|memory]` that section alone.
  * Clients run in a child process (bench/clients.ts) so the gateway is measured alone;
  * servers, replicas and Redis come from the test helpers (test/helpers/).
  */

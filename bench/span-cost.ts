@@ -1,0 +1,51 @@
+/**
+ * What one poll's span costs with nothing else in the process: the exchange
+ * tracer of `src/telemetry/upstream-spans.ts` begins and ends a poll's client
+ * span (a root linked to its operation, the attributes of an answered GET) at
+ * the gateway's poll rate, and the SDK records, batches, encodes and exports it
+ * to the bench's receiver. Beside it, the same loop with tracing off. Forked
+ * once per setup (the SDK's provider is global) and driven over IPC.
+ */
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import type { RequestScheduler } from '../src/upstream/request-scheduler.ts';
+
+type Command = { type: 'run'; traced: boolean; spans: number };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+process.on('disconnect', () => process.exit(0));
+process.on('message', async ({ traced, spans }: Command) => {
+  const direct = { run: (_keyHash: string, send: (signal: AbortSignal) => unknown) => send(new AbortController().signal) };
+  let scheduler = direct as unknown as RequestScheduler;
+  let begin = () => undefined as unknown;
+  let origin: unknown;
+  if (traced) {
+    // OTEL_EXPORTER_OTLP_ENDPOINT and the rest come from the environment the bench forked this process with.
+    const { startTracingSdk } = await import('../src/telemetry/sdk.ts');
+    const { createExchangeTracer, traceScheduler } = await import('../src/telemetry/upstream-spans.ts');
+    startTracingSdk({ serviceName: 'task-gateway-bench' });
+    const tracer = trace.getTracer('task-gateway');
+    const exchanges = createExchangeTracer(tracer, 'http://127.0.0.1:8080');
+    scheduler = traceScheduler(scheduler, Date.now);
+    origin = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('subscription TaskUpdated'));
+    begin = () => exchanges.begin('GET', '/v1/tasks/{id}', '/v1/tasks/t').end(200);
+  }
+  // What an untraced poll would do here instead: build its request's headers.
+  const untraced = () => ({ authorization: 'Bearer sk', accept: 'application/json' });
+  const one = () => scheduler.run('key', () => Promise.resolve(traced ? begin() : untraced()), { priority: 'poll', trace: origin });
+  // 1,000 spans a second in bursts of 20, as a gateway polling 2,000 tasks every 2 s.
+  const pace = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      void one();
+      if (i % 20 === 19) await sleep(1);
+    }
+  };
+  await pace(5_000);
+  await sleep(1_000);
+  const before = process.cpuUsage();
+  await pace(spans);
+  // The batch processor exports what is left within its 5 s delay.
+  await sleep(6_000);
+  const used = process.cpuUsage(before);
+  process.send!({ type: 'result', cpuUsPerSpan: (used.user + used.system) / spans });
+});
