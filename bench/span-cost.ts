@@ -5,6 +5,9 @@
  * the gateway's poll rate, and the SDK records, batches, encodes and exports it
  * to the bench's receiver. Beside it, the same loop with tracing off. Forked
  * once per setup (the SDK's provider is global) and driven over IPC.
+ * BENCH_SPAN_GARBAGE=N parses N task answers per iteration and keeps the last
+ * 2,000 iterations' alive, as a gateway's heap would: the span's cost grows
+ * with the garbage around it.
  */
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { RequestScheduler } from '../src/upstream/request-scheduler.ts';
@@ -32,11 +35,25 @@ process.on('message', async ({ traced, spans }: Command) => {
   }
   // What an untraced poll would do here instead: build its request's headers.
   const untraced = () => ({ authorization: 'Bearer sk', accept: 'application/json' });
+  const answer = JSON.stringify({
+    task_id: 'task-0123456789',
+    status: 'running',
+    progress: 42,
+    output: { images: Array.from({ length: 8 }, (_, i) => ({ url: `https://cdn.example/${i}.png`, width: 1024 })) },
+  });
+  const answers = Number(process.env.BENCH_SPAN_GARBAGE ?? 0);
+  const live: unknown[][] = [];
+  const garbage = () => {
+    if (answers === 0) return;
+    live.push(Array.from({ length: answers }, () => JSON.parse(answer)));
+    if (live.length > 2_000) live.shift();
+  };
   const one = () => scheduler.run('key', () => Promise.resolve(traced ? begin() : untraced()), { priority: 'poll', trace: origin });
   // 1,000 spans a second in bursts of 20, as a gateway polling 2,000 tasks every 2 s.
   const pace = async (count: number) => {
     for (let i = 0; i < count; i++) {
       void one();
+      garbage();
       if (i % 20 === 19) await sleep(1);
     }
   };
