@@ -9,6 +9,8 @@ export interface RedisConnectionOptions {
   offlineQueue?: boolean;
   /** Deadline of one command, ms. Default `redis.commandTimeoutMs` (`REDIS_COMMAND_TIMEOUT_MS`). */
   commandTimeoutMs?: number;
+  /** The connection's name in `CLIENT LIST` (`CLIENT SETNAME`), on every node it opens. Default: none. */
+  name?: string;
 }
 
 /**
@@ -23,8 +25,9 @@ export interface RedisConnectionOptions {
  * leaves `ready` and reconnects (ioredis `commandTimeout` and `socketTimeout`).
  */
 export function createRedisConnection(redis: RedisConfig, options: RedisConnectionOptions = {}): RedisClient {
-  const { offlineQueue = false, commandTimeoutMs = redis.commandTimeoutMs } = options;
+  const { offlineQueue = false, commandTimeoutMs = redis.commandTimeoutMs, name } = options;
   const common: RedisOptions = {
+    connectionName: name,
     lazyConnect: true,
     enableOfflineQueue: offlineQueue,
     maxRetriesPerRequest: 1,

@@ -19,9 +19,9 @@ export interface RedisCoordinatorOptions {
   /** Told when coordination goes down (false) or comes back (true). */
   onHealthChange?: (healthy: boolean) => void;
   /**
-   * How often the subscriber connection is pinged, in ms: it sends nothing else, so only an answer
-   * says that it is not stalled; unanswered for two beats (and two command deadlines), coordination
-   * counts as down. Default 1 000 ms.
+   * How often this replica publishes a heartbeat to itself, in ms: only its arrival on the subscriber
+   * connection says that changes reach this replica; missing for two beats (and two command deadlines),
+   * coordination counts as down. Default 1 000 ms.
    */
   heartbeatMs?: number;
 }
@@ -71,8 +71,9 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     heartbeatMs = 1_000, // 1 s
   } = options;
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
-  const commands = createRedisConnection(redis);
-  const subscriber = createRedisConnection(redis, { offlineQueue: true });
+  // Named after the replica, so that `CLIENT LIST` on any node tells whose connection it sees.
+  const commands = createRedisConnection(redis, { name: `${prefix}:commands:${replicaId}` });
+  const subscriber = createRedisConnection(redis, { offlineQueue: true, name: `${prefix}:subscriber:${replicaId}` });
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
   const nudges = new Map<string, () => void>();
   let wasHealthy = false;
@@ -81,11 +82,14 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const channelOf = (key: string) => `${prefix}:changes:${key}`;
   const leaseOf = (key: string) => `${prefix}:lease:${key}`;
   const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
-  /** When the subscriber connection last answered a heartbeat (performance.now()). */
+  const heartbeatChannel = `${prefix}:heartbeat:${replicaId}`;
+  /** When this replica's last heartbeat reached its subscriber (performance.now()). */
   let answeredAt = Number.NEGATIVE_INFINITY;
   // A subscriber that reconnects into a stall is `ready` (its handshake went through) while its
-  // subscriptions are held: only an answered heartbeat says changes reach it.
-  const subscriberAnswers = () => performance.now() - answeredAt <= 2 * heartbeatMs + 2 * redis.commandTimeoutMs;
+  // subscriptions are held, and on a Cluster it is one connection to one node, which a PING (sent to
+  // any node) does not reach: only a heartbeat that went the way of a change says changes reach it.
+  const silenceMs = 2 * heartbeatMs + 2 * redis.commandTimeoutMs;
+  const subscriberAnswers = () => performance.now() - answeredAt <= silenceMs;
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready' && subscriberAnswers();
 
   const noteHealth = () => {
@@ -99,20 +103,32 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     client.on('ready', noteHealth);
     client.on('close', noteHealth);
   }
+  /** When the subscriber last became ready, or was made to reconnect for its silence. */
+  let listeningSince = Number.NEGATIVE_INFINITY;
+  subscriber.on('ready', () => {
+    listeningSince = performance.now();
+  });
   function beat(): void {
     noteHealth();
-    if (subscriber.status !== 'ready') return;
-    subscriber.ping().then(
-      () => {
-        answeredAt = performance.now();
-        noteHealth();
-      },
-      () => undefined,
-    );
+    if (subscriber.status !== 'ready' || commands.status !== 'ready') return;
+    commands.publish(heartbeatChannel, '').catch(() => undefined);
+    // Silent past the bound although Redis takes commands: its connection (on a Cluster, the node it is on)
+    // is stalled or half-open, and a subscriber that sends nothing would never notice. A new one is made
+    // (on a Cluster, on any node), at most once per bound.
+    const now = performance.now();
+    if (!subscriberAnswers() && now - Math.max(answeredAt, listeningSince) > silenceMs) {
+      listeningSince = now;
+      subscriber.disconnect(true);
+    }
   }
-  subscriber.on('ready', beat);
+  for (const client of [commands, subscriber]) client.on('ready', beat);
 
   subscriber.on('message', (channel: string, message: string) => {
+    if (channel === heartbeatChannel) {
+      answeredAt = performance.now();
+      noteHealth();
+      return;
+    }
     const key = channel.slice(`${prefix}:changes:`.length);
     const listeners = delivers.get(key);
     if (!listeners) return;
@@ -198,6 +214,8 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     start() {
       // A Redis that is away now is retried by `retryStrategy`; meanwhile loops poll locally.
       for (const client of [commands, subscriber]) client.connect().catch(() => undefined);
+      // Queued until the subscriber connects, and renewed by ioredis on each reconnection.
+      subscriber.subscribe(heartbeatChannel).then(beat, () => undefined);
       heartbeat = setInterval(beat, heartbeatMs);
       heartbeat.unref();
     },

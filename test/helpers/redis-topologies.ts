@@ -132,7 +132,16 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const ports = [await freePort(), await freePort(), await freePort()];
   const processes = await Promise.all(
     ports.map((port) =>
-      spawnRedis(port, [...nodeArgs(port, dir), '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)]),
+      spawnRedis(port, [
+        ...nodeArgs(port, dir),
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        // DEBUG SLEEP stalls one node (the stall tests); from this machine only.
+        '--enable-debug-command',
+        'local',
+      ]),
     ),
   );
   const addresses = ports.map((port) => `127.0.0.1:${port}`);
