@@ -27,7 +27,8 @@ export interface RedisConnectionOptions {
 export function createRedisConnection(redis: RedisConfig, options: RedisConnectionOptions = {}): RedisClient {
   const { offlineQueue = false, commandTimeoutMs = redis.commandTimeoutMs, name } = options;
   const common: RedisOptions = {
-    connectionName: name,
+    // CLIENT SETNAME takes printable ASCII without spaces; a name it refused would leave the connection unnamed.
+    connectionName: name?.replace(/[^!-~]/g, '_'),
     lazyConnect: true,
     enableOfflineQueue: offlineQueue,
     maxRetriesPerRequest: 1,

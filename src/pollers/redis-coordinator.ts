@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Cluster } from 'ioredis';
 import type { RedisConfig } from '../lib/redis-config.ts';
 import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
@@ -83,13 +84,18 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const leaseOf = (key: string) => `${prefix}:lease:${key}`;
   const snapshotOf = (key: string) => `${prefix}:snapshot:${key}`;
   const heartbeatChannel = `${prefix}:heartbeat:${replicaId}`;
-  /** When this replica's last heartbeat reached its subscriber (performance.now()). */
-  let answeredAt = Number.NEGATIVE_INFINITY;
   // A subscriber that reconnects into a stall is `ready` (its handshake went through) while its
   // subscriptions are held, and on a Cluster it is one connection to one node, which a PING (sent to
   // any node) does not reach: only a heartbeat that went the way of a change says changes reach it.
+  // Each beat publishes the next number; Redis taking one that does not come back within the bound
+  // means the subscriber does not hear. A PUBLISH that failed says nothing of the subscriber (on a
+  // Cluster it may have gone to another node, stalled itself): the commands connection answers for it.
   const silenceMs = 2 * heartbeatMs + 2 * redis.commandTimeoutMs;
-  const subscriberAnswers = () => performance.now() - answeredAt <= silenceMs;
+  let published = 0;
+  let heard = 0;
+  /** The first heartbeat Redis took that has not come back yet, and when Redis took it (performance.now()). */
+  let unheard: { number: number; at: number } | undefined;
+  const subscriberAnswers = () => heard > 0 && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready' && subscriberAnswers();
 
   const noteHealth = () => {
@@ -103,29 +109,55 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     client.on('ready', noteHealth);
     client.on('close', noteHealth);
   }
+
+  /**
+   * Subscribes the heartbeat's channel and every watched loop's, whatever ioredis remembers: a SUBSCRIBE
+   * sent while Redis was away is dropped with the offline queue, and a connection that never was ready
+   * has nothing to renew. Subscribing twice is harmless.
+   */
+  function listen(): Promise<unknown> {
+    return subscriber.subscribe(heartbeatChannel, ...[...delivers.keys()].map(channelOf));
+  }
   /** When the subscriber last became ready, or was made to reconnect for its silence. */
   let listeningSince = Number.NEGATIVE_INFINITY;
   subscriber.on('ready', () => {
     listeningSince = performance.now();
+    unheard = undefined;
+    listen().then(beat, () => undefined);
   });
+  let lastBeat = performance.now();
   function beat(): void {
     noteHealth();
+    const now = performance.now();
+    // A beat that comes late (the event loop was held) judges nothing: answers may be waiting unread.
+    const late = now - lastBeat > 2 * heartbeatMs;
+    lastBeat = now;
     if (subscriber.status !== 'ready' || commands.status !== 'ready') return;
-    commands.publish(heartbeatChannel, '').catch(() => undefined);
     // Silent past the bound although Redis takes commands: its connection (on a Cluster, the node it is on)
     // is stalled or half-open, and a subscriber that sends nothing would never notice. A new one is made
     // (on a Cluster, on any node), at most once per bound.
-    const now = performance.now();
-    if (!subscriberAnswers() && now - Math.max(answeredAt, listeningSince) > silenceMs) {
+    if (!late && !subscriberAnswers() && now - listeningSince > silenceMs) {
       listeningSince = now;
       subscriber.disconnect(true);
+      return;
     }
+    const number = ++published;
+    commands.publish(heartbeatChannel, String(number)).then(
+      (receivers) => {
+        if (number > heard && unheard === undefined) unheard = { number, at: performance.now() };
+        // One server (or Sentinel's master) counts every receiver: none means the subscription is gone.
+        // A Cluster node counts only its own clients.
+        if (receivers === 0 && !(subscriber instanceof Cluster)) listen().catch(() => undefined);
+      },
+      () => undefined,
+    );
   }
-  for (const client of [commands, subscriber]) client.on('ready', beat);
+  commands.on('ready', beat);
 
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === heartbeatChannel) {
-      answeredAt = performance.now();
+      heard = Math.max(heard, Number(message) || 0);
+      if (unheard !== undefined && heard >= unheard.number) unheard = undefined;
       noteHealth();
       return;
     }
@@ -214,8 +246,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     start() {
       // A Redis that is away now is retried by `retryStrategy`; meanwhile loops poll locally.
       for (const client of [commands, subscriber]) client.connect().catch(() => undefined);
-      // Queued until the subscriber connects, and renewed by ioredis on each reconnection.
-      subscriber.subscribe(heartbeatChannel).then(beat, () => undefined);
       heartbeat = setInterval(beat, heartbeatMs);
       heartbeat.unref();
     },

@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { redisAt } from '../../src/lib/redis-config.ts';
+import type { LoopCoordinator } from '../../src/pollers/loop-coordinator.ts';
+import { createRedisCoordinator } from '../../src/pollers/redis-coordinator.ts';
+import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
+import { eventually } from '../helpers/clock.ts';
+import { startRedisServer } from '../helpers/redis-server.ts';
+import { freePort } from '../helpers/stack.ts';
+
+const snapshot = (progress: number): TaskSnapshot => ({
+  id: 'task-start',
+  status: 'PROCESSING',
+  upstreamStatus: 'processing',
+  action: 'generate',
+  model: 'gpt-image-2',
+  progress,
+  createdAt: new Date(0),
+  completedAt: null,
+  cost: null,
+  preConsumedCost: null,
+  refundedCost: null,
+  result: null,
+  error: null,
+});
+
+describe('a replica started while Redis is away', () => {
+  const coordinators: LoopCoordinator[] = [];
+  afterEach(async () => {
+    await Promise.all(coordinators.splice(0).map((coordinator) => coordinator.dispose()));
+  });
+
+  it('joins once Redis comes up, and hears the changes of a loop it joined meanwhile', async () => {
+    const server = await startRedisServer(await freePort());
+    await server.kill();
+    const redis = redisAt(server.url, { prefix: 'test-start' });
+    const health: boolean[] = [];
+    const late = createRedisCoordinator({ redis, heartbeatMs: 100, onHealthChange: (healthy) => health.push(healthy) });
+    coordinators.push(late);
+    late.start();
+    const heard: Array<number | null> = [];
+    const membership = late.join('key-1:task-start', (changed) => heard.push(changed.progress));
+    // Long enough for ioredis to give up its queued commands (one retry each): what was sent meanwhile is dropped.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(late.healthy()).toBe(false);
+    await server.start();
+    await eventually(() => expect(late.healthy()).toBe(true), 10_000);
+    expect(health.at(-1)).toBe(true);
+    // Another replica finds a change of the loop: it reaches the one that joined while Redis was away.
+    const other = createRedisCoordinator({ redis, heartbeatMs: 100 });
+    coordinators.push(other);
+    other.start();
+    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
+    other.announce('key-1:task-start', snapshot(40));
+    await eventually(() => expect(heard).toEqual([40]), 5_000);
+    membership.leave();
+  }, 30_000);
+});
