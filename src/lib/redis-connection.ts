@@ -11,6 +11,8 @@ export interface RedisConnectionOptions {
   commandTimeoutMs?: number;
   /** The connection's name in `CLIENT LIST` (`CLIENT SETNAME`), on every node it opens. Default: none. */
   name?: string;
+  /** Whether ioredis subscribes its channels again after a reconnection (`autoResubscribe`). Default true. */
+  resubscribe?: boolean;
 }
 
 /**
@@ -25,12 +27,13 @@ export interface RedisConnectionOptions {
  * leaves `ready` and reconnects (ioredis `commandTimeout` and `socketTimeout`).
  */
 export function createRedisConnection(redis: RedisConfig, options: RedisConnectionOptions = {}): RedisClient {
-  const { offlineQueue = false, commandTimeoutMs = redis.commandTimeoutMs, name } = options;
+  const { offlineQueue = false, commandTimeoutMs = redis.commandTimeoutMs, name, resubscribe = true } = options;
   const common: RedisOptions = {
     // CLIENT SETNAME takes printable ASCII without spaces; a name it refused would leave the connection unnamed.
     connectionName: name?.replace(/[^!-~]/g, '_'),
     lazyConnect: true,
     enableOfflineQueue: offlineQueue,
+    autoResubscribe: resubscribe,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: commandTimeoutMs,

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Cluster } from 'ioredis';
 import type { RedisConfig } from '../lib/redis-config.ts';
 import { closeRedis, createRedisConnection } from '../lib/redis-connection.ts';
 import { isTerminal, type TaskSnapshot } from '../upstream/task-snapshot.ts';
@@ -26,6 +25,11 @@ export interface RedisCoordinatorOptions {
    */
   heartbeatMs?: number;
 }
+
+/** Channels per SUBSCRIBE when the subscriber subscribes every watched loop again. */
+const SUBSCRIBE_CHUNK = 1_000;
+/** How many beats apart a Cluster's subscriber is asked for every channel again. */
+const CLUSTER_RELISTEN_BEATS = 30;
 
 /** The prefix of the message that asks watchers of a loop to re-read the task now; the sender's id follows. */
 const NUDGE = 'nudge:';
@@ -74,7 +78,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   // Commands fail fast while Redis is away, so that loops fall back to polling at once.
   // Named after the replica, so that `CLIENT LIST` on any node tells whose connection it sees.
   const commands = createRedisConnection(redis, { name: `${prefix}:commands:${replicaId}` });
-  const subscriber = createRedisConnection(redis, { offlineQueue: true, name: `${prefix}:subscriber:${replicaId}` });
+  const subscriber = createRedisConnection(redis, { offlineQueue: true, resubscribe: false, name: `${prefix}:subscriber:${replicaId}` });
   const delivers = new Map<string, Set<(snapshot: TaskSnapshot) => void>>();
   const nudges = new Map<string, () => void>();
   let wasHealthy = false;
@@ -93,9 +97,11 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   const silenceMs = 2 * heartbeatMs + 2 * redis.commandTimeoutMs;
   let published = 0;
   let heard = 0;
+  /** The last heartbeat published before the subscriber's connection subscribed: a later one must be heard. */
+  let listenedAfter = 0;
   /** The first heartbeat Redis took that has not come back yet, and when Redis took it (performance.now()). */
   let unheard: { number: number; at: number } | undefined;
-  const subscriberAnswers = () => heard > 0 && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
+  const subscriberAnswers = () => heard > listenedAfter && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready' && subscriberAnswers();
 
   const noteHealth = () => {
@@ -111,43 +117,67 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   }
 
   /**
-   * Subscribes the heartbeat's channel and every watched loop's, whatever ioredis remembers: a SUBSCRIBE
-   * sent while Redis was away is dropped with the offline queue, and a connection that never was ready
-   * has nothing to renew. Subscribing twice is harmless.
+   * Subscribes every watched loop's channel, then the heartbeat's, whatever ioredis remembers (it renews
+   * nothing: `autoResubscribe` is off): a SUBSCRIBE sent while Redis was away is dropped with the offline
+   * queue, and an UNSUBSCRIBE too. In chunks, so that no command grows with the number of loops; the
+   * heartbeat's last on the same connection, so that a heartbeat heard after it says the others are
+   * subscribed as well. Subscribing twice is harmless.
    */
   function listen(): Promise<unknown> {
-    return subscriber.subscribe(heartbeatChannel, ...[...delivers.keys()].map(channelOf));
+    lastListen = performance.now();
+    const channels = [...delivers.keys()].map(channelOf);
+    const sent: Array<Promise<unknown>> = [];
+    for (let from = 0; from < channels.length; from += SUBSCRIBE_CHUNK) {
+      sent.push(subscriber.subscribe(...channels.slice(from, from + SUBSCRIBE_CHUNK)));
+    }
+    sent.push(subscriber.subscribe(heartbeatChannel));
+    return Promise.all(sent);
   }
+  let lastListen = Number.NEGATIVE_INFINITY;
   /** When the subscriber last became ready, or was made to reconnect for its silence. */
   let listeningSince = Number.NEGATIVE_INFINITY;
+  /** Reconnects made for silence with no heartbeat heard since: each waits twice as long as the last (at most 8 bounds). */
+  let silentReconnects = 0;
   subscriber.on('ready', () => {
     listeningSince = performance.now();
+    listenedAfter = published;
     unheard = undefined;
+    noteHealth();
     listen().then(beat, () => undefined);
   });
   let lastBeat = performance.now();
+  let beats = 0;
   function beat(): void {
-    noteHealth();
     const now = performance.now();
     // A beat that comes late (the event loop was held) judges nothing: answers may be waiting unread.
-    const late = now - lastBeat > 2 * heartbeatMs;
+    const overrun = now - lastBeat - heartbeatMs;
+    const late = overrun > heartbeatMs;
+    if (late && unheard !== undefined) unheard.at += overrun;
     lastBeat = now;
+    noteHealth();
     if (subscriber.status !== 'ready' || commands.status !== 'ready') return;
     // Silent past the bound although Redis takes commands: its connection (on a Cluster, the node it is on)
     // is stalled or half-open, and a subscriber that sends nothing would never notice. A new one is made
-    // (on a Cluster, on any node), at most once per bound.
-    if (!late && !subscriberAnswers() && now - listeningSince > silenceMs) {
-      listeningSince = now;
+    // (on a Cluster, on any node), less and less often while none is heard.
+    if (!late && !subscriberAnswers() && now - listeningSince > silenceMs * 2 ** Math.min(silentReconnects, 3)) {
+      silentReconnects += 1;
       subscriber.disconnect(true);
       return;
     }
+    // On a Cluster, ioredis may move the subscriber to another node by itself, copying only the channels
+    // the old connection had confirmed: a loop joined just then would be lost, so every 30 beats all are asked again.
+    beats += 1;
+    if (redis.kind === 'cluster' && beats % CLUSTER_RELISTEN_BEATS === 0) listen().catch(() => undefined);
     const number = ++published;
     commands.publish(heartbeatChannel, String(number)).then(
       (receivers) => {
         if (number > heard && unheard === undefined) unheard = { number, at: performance.now() };
-        // One server (or Sentinel's master) counts every receiver: none means the subscription is gone.
-        // A Cluster node counts only its own clients.
-        if (receivers === 0 && !(subscriber instanceof Cluster)) listen().catch(() => undefined);
+        // One server (or Sentinel's master) counts every receiver: none means the subscription is gone
+        // (a Cluster node counts only its own clients). At most once per bound: just after a reconnect,
+        // or on a demoted master after a failover, it says so for a while.
+        if (receivers === 0 && redis.kind !== 'cluster' && performance.now() - lastListen > silenceMs) {
+          listen().catch(() => undefined);
+        }
       },
       () => undefined,
     );
@@ -157,6 +187,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === heartbeatChannel) {
       heard = Math.max(heard, Number(message) || 0);
+      silentReconnects = 0;
       if (unheard !== undefined && heard >= unheard.number) unheard = undefined;
       noteHealth();
       return;

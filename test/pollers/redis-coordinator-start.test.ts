@@ -54,4 +54,26 @@ describe('a replica started while Redis is away', () => {
     await eventually(() => expect(heard).toEqual([40]), 5_000);
     membership.leave();
   }, 30_000);
+
+  it('subscribes 150,000 watched loops again after Redis restarts, in commands of bounded size', async () => {
+    const server = await startRedisServer(await freePort());
+    const redis = redisAt(server.url, { prefix: 'test-many' });
+    const replica = createRedisCoordinator({ redis, heartbeatMs: 100 });
+    coordinators.push(replica);
+    replica.start();
+    await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
+    const heard: string[] = [];
+    const keys = Array.from({ length: 150_000 }, (_, i) => `key-1:task-${i}`);
+    for (const key of keys) replica.join(key, (changed) => heard.push(`${key}@${changed.progress}`));
+    await server.kill();
+    await eventually(() => expect(replica.healthy()).toBe(false), 10_000);
+    await server.start();
+    await eventually(() => expect(replica.healthy()).toBe(true), 20_000);
+    const other = createRedisCoordinator({ redis, heartbeatMs: 100 });
+    coordinators.push(other);
+    other.start();
+    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
+    for (const key of [keys[0]!, keys[74_999]!, keys.at(-1)!]) other.announce(key, snapshot(7));
+    await eventually(() => expect(heard.sort()).toEqual(['key-1:task-0@7', 'key-1:task-149999@7', 'key-1:task-74999@7']), 5_000);
+  }, 60_000);
 });
