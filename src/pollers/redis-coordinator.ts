@@ -101,7 +101,9 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   let listenedAfter = 0;
   /** The first heartbeat Redis took that has not come back yet, and when Redis took it (performance.now()). */
   let unheard: { number: number; at: number } | undefined;
-  const subscriberAnswers = () => heard > listenedAfter && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
+  const heartbeatHeard = () => heard > listenedAfter && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
+  // And no channel refused since: a loop whose SUBSCRIBE Redis refused would hear nothing.
+  const subscriberAnswers = () => !relisten && heartbeatHeard();
   const healthy = () => commands.status === 'ready' && subscriber.status === 'ready' && subscriberAnswers();
 
   const noteHealth = () => {
@@ -128,10 +130,20 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     const channels = [...delivers.keys()].map(channelOf);
     const sent: Array<Promise<unknown>> = [];
     for (let from = 0; from < channels.length; from += SUBSCRIBE_CHUNK) {
-      sent.push(subscriber.subscribe(...channels.slice(from, from + SUBSCRIBE_CHUNK)));
+      sent.push(subscribe(subscriber.subscribe(...channels.slice(from, from + SUBSCRIBE_CHUNK))));
     }
-    sent.push(subscriber.subscribe(heartbeatChannel));
+    sent.push(subscribe(subscriber.subscribe(heartbeatChannel)));
     return Promise.all(sent);
+  }
+  /** A SUBSCRIBE Redis refused on a live connection (a busy script, an ACL): every channel is asked for again. */
+  let relisten = false;
+  function subscribe(sent: Promise<unknown>): Promise<unknown> {
+    return sent.catch((error: unknown) => {
+      // Refused by Redis (an error reply starts with its code: NOPERM, BUSY), not timed out: a SUBSCRIBE past
+      // its deadline was sent, and Redis applies it when it gets to it.
+      if (isErrorReply(error) && subscriber.status === 'ready') relisten = true;
+      throw error;
+    });
   }
   let lastListen = Number.NEGATIVE_INFINITY;
   /** When the subscriber last became ready, or was made to reconnect for its silence. */
@@ -142,6 +154,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     listeningSince = performance.now();
     listenedAfter = published;
     unheard = undefined;
+    relisten = false;
     noteHealth();
     listen().then(beat, () => undefined);
   });
@@ -159,10 +172,15 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     // Silent past the bound although Redis takes commands: its connection (on a Cluster, the node it is on)
     // is stalled or half-open, and a subscriber that sends nothing would never notice. A new one is made
     // (on a Cluster, on any node), less and less often while none is heard.
-    if (!late && !subscriberAnswers() && now - listeningSince > silenceMs * 2 ** Math.min(silentReconnects, 3)) {
+    if (!late && !heartbeatHeard() && now - listeningSince > silenceMs * 2 ** Math.min(silentReconnects, 3)) {
       silentReconnects += 1;
       subscriber.disconnect(true);
       return;
+    }
+    if (relisten && now - lastListen > silenceMs) {
+      relisten = false;
+      listenedAfter = published;
+      listen().catch(() => undefined);
     }
     // On a Cluster, ioredis may move the subscriber to another node by itself, copying only the channels
     // the old connection had confirmed: a loop joined just then would be lost, so every 30 beats all are asked again.
@@ -227,7 +245,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       if (!listeners) {
         listeners = new Set();
         delivers.set(key, listeners);
-        subscriber.subscribe(channelOf(key)).catch(() => undefined);
+        subscribe(subscriber.subscribe(channelOf(key))).catch(() => undefined);
       }
       listeners.add(deliver);
       let joined = true;
@@ -286,6 +304,11 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       await Promise.all([closeRedis(commands), closeRedis(subscriber)]);
     },
   };
+}
+
+/** Whether `error` is Redis's answer (`NOPERM ...`, `BUSY ...`) rather than the client's (a timeout, a closed connection). */
+function isErrorReply(error: unknown): boolean {
+  return error instanceof Error && /^[A-Z]+ /.test(error.message);
 }
 
 function encode(from: string, snapshot: TaskSnapshot): string {
