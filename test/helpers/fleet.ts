@@ -81,6 +81,15 @@ export function expectOnePoller({ seen, made }: { seen: number; made: number[] }
 
 export const terminal = (state: string) => /COMPLETED|FAILED|CANCELLED/.test(state);
 
+/** Waits until every watcher has ended, then asserts that each ended without an error on exactly one terminal state: completed. */
+export async function expectCompletedOnce(watchers: Watch[], timeoutMs = 20_000): Promise<void> {
+  await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), timeoutMs);
+  for (const watcher of watchers) {
+    expect(watcher.error).toBeUndefined();
+    expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
+  }
+}
+
 /**
  * Resolves once a window of `polls` GETs of task `id` had one poller (sharing came back), trying
  * window after window for up to `timeoutMs`: a liveness bound, not a timing assertion.

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { redisAt } from '../../src/lib/redis-config.ts';
+import { type RedisConfig, redisAt } from '../../src/lib/redis-config.ts';
 import type { LoopCoordinator } from '../../src/pollers/loop-coordinator.ts';
-import { createRedisCoordinator } from '../../src/pollers/redis-coordinator.ts';
+import { createRedisCoordinator, type RedisCoordinatorOptions } from '../../src/pollers/redis-coordinator.ts';
 import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
 import { eventually } from '../helpers/clock.ts';
 import { connectRedis, startRedisServer } from '../helpers/redis-server.ts';
@@ -28,15 +28,29 @@ describe('a replica started while Redis is away', () => {
   afterEach(async () => {
     await Promise.all(coordinators.splice(0).map((coordinator) => coordinator.dispose()));
   });
+  /** A coordinator of 100 ms beats, started, disposed after the test. */
+  function start(options: RedisCoordinatorOptions): LoopCoordinator {
+    const coordinator = createRedisCoordinator({ heartbeatMs: 100, ...options });
+    coordinators.push(coordinator);
+    coordinator.start();
+    return coordinator;
+  }
+  /** Another replica, once it shares: it announces `progress` on `key` until `heard` has it (PUBLISH keeps nothing for a subscriber reconnecting). */
+  async function announceUntilHeard(redis: RedisConfig, key: string, progress: number, heard: () => boolean): Promise<void> {
+    const other = start({ redis });
+    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
+    await eventually(() => {
+      if (!heard()) other.announce(key, snapshot(progress));
+      expect(heard()).toBe(true);
+    }, 15_000);
+  }
 
   it('joins once Redis comes up, and hears the changes of a loop it joined meanwhile', async () => {
     const server = await startRedisServer(await freePort());
     await server.kill();
     const redis = redisAt(server.url, { prefix: 'test-start' });
     const health: boolean[] = [];
-    const late = createRedisCoordinator({ redis, heartbeatMs: 100, onHealthChange: (healthy) => health.push(healthy) });
-    coordinators.push(late);
-    late.start();
+    const late = start({ redis, onHealthChange: (healthy) => health.push(healthy) });
     const heard: Array<number | null> = [];
     const membership = late.join('key-1:task-start', (changed) => heard.push(changed.progress));
     // Long enough for ioredis to give up its queued commands (one retry each): what was sent meanwhile is dropped.
@@ -46,15 +60,7 @@ describe('a replica started while Redis is away', () => {
     await eventually(() => expect(late.healthy()).toBe(true), 10_000);
     expect(health.at(-1)).toBe(true);
     // Another replica finds a change of the loop: it reaches the one that joined while Redis was away.
-    const other = createRedisCoordinator({ redis, heartbeatMs: 100 });
-    coordinators.push(other);
-    other.start();
-    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
-    // A message published while a subscriber reconnects is gone (PUBLISH keeps nothing): the announcement is repeated until heard.
-    await eventually(() => {
-      if (heard.length === 0) other.announce('key-1:task-start', snapshot(40));
-      expect(heard).toContain(40);
-    }, 10_000);
+    await announceUntilHeard(redis, 'key-1:task-start', 40, () => heard.includes(40));
     expect(new Set(heard)).toEqual(new Set([40]));
     membership.leave();
   }, 30_000);
@@ -65,9 +71,7 @@ describe('a replica started while Redis is away', () => {
     // A user that may use the heartbeat's channel but not the loops' (the ACL docs/replicas.md asks for).
     await admin.call('ACL', 'SETUSER', 'gateway', 'on', '>secret', '~*', '+@all', 'resetchannels', '&test-acl:heartbeat:*');
     const redis = redisAt(`redis://gateway:secret@127.0.0.1:${server.port}`, { prefix: 'test-acl' });
-    const replica = createRedisCoordinator({ redis, heartbeatMs: 100 });
-    coordinators.push(replica);
-    replica.start();
+    const replica = start({ redis });
     await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
     const heard: Array<number | null> = [];
     replica.join('key-1:task-acl', (changed) => heard.push(changed.progress));
@@ -75,22 +79,13 @@ describe('a replica started while Redis is away', () => {
     await eventually(() => expect(replica.healthy()).toBe(false), 5_000);
     await admin.call('ACL', 'SETUSER', 'gateway', '&test-acl:changes:*');
     await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
-    const other = createRedisCoordinator({ redis: redisAt(server.url, { prefix: 'test-acl' }), heartbeatMs: 100 });
-    coordinators.push(other);
-    other.start();
-    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
-    await eventually(() => {
-      if (heard.length === 0) other.announce('key-1:task-acl', snapshot(60));
-      expect(heard).toContain(60);
-    }, 10_000);
+    await announceUntilHeard(redisAt(server.url, { prefix: 'test-acl' }), 'key-1:task-acl', 60, () => heard.includes(60));
   }, 30_000);
 
   it('subscribes 150,000 watched loops again after Redis restarts, in commands of bounded size', async () => {
     const server = await startRedisServer(await freePort());
     const redis = redisAt(server.url, { prefix: 'test-many' });
-    const replica = createRedisCoordinator({ redis, heartbeatMs: 100 });
-    coordinators.push(replica);
-    replica.start();
+    const replica = start({ redis });
     await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
     const heard: string[] = [];
     const keys = Array.from({ length: 150_000 }, (_, i) => `key-1:task-${i}`);
@@ -99,14 +94,8 @@ describe('a replica started while Redis is away', () => {
     await eventually(() => expect(replica.healthy()).toBe(false), 10_000);
     await server.start();
     await eventually(() => expect(replica.healthy()).toBe(true), 20_000);
-    const other = createRedisCoordinator({ redis, heartbeatMs: 100 });
-    coordinators.push(other);
-    other.start();
-    await eventually(() => expect(other.healthy()).toBe(true), 10_000);
     const expected = [keys[0]!, keys[74_999]!, keys.at(-1)!];
-    await eventually(() => {
-      for (const key of expected) if (!heard.includes(`${key}@7`)) other.announce(key, snapshot(7));
-      expect(new Set(heard)).toEqual(new Set(expected.map((key) => `${key}@7`)));
-    }, 15_000);
+    for (const key of expected) await announceUntilHeard(redis, key, 7, () => heard.includes(`${key}@7`));
+    expect(new Set(heard)).toEqual(new Set(expected.map((key) => `${key}@7`)));
   }, 60_000);
 });

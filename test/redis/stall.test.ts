@@ -2,7 +2,7 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/emulator.ts';
 import { createManualClock, eventually } from '../helpers/clock.ts';
-import { coordination, recentIds, sharingReturns, submit, terminal, watchEverywhere } from '../helpers/fleet.ts';
+import { coordination, expectCompletedOnce, recentIds, sharingReturns, submit, watchEverywhere } from '../helpers/fleet.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import { type Replica, startReplicas } from '../helpers/replicas.ts';
 import { freePort, startEmulator } from '../helpers/stack.ts';
@@ -55,11 +55,7 @@ describe('a stalled Redis (connections open, no answer) is an outage, not a hang
       `stalled redis: a submit answered after ${answeredMs} ms, /readyz degraded after ${degradedMs} ms; after resume both shared again after ${rejoinedMs} ms\n`,
     );
     clock.advance(3_000);
-    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
-    for (const watcher of watchers) {
-      expect(watcher.error).toBeUndefined();
-      expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
-    }
+    await expectCompletedOnce(watchers, 10_000);
     // Not recorded while Redis stalled (and logged so), recorded once it answered again.
     expect(second.process.output()).toMatch(/submission was not recorded yet/);
     await eventually(async () => expect(await recentIds(first)).toContain(stalledSubmit), 10_000);
@@ -81,8 +77,7 @@ describe('a stalled Redis (connections open, no answer) is an outage, not a hang
     }
     await eventually(async () => expect(await Promise.all([first, second].map(coordination))).toEqual(['redis', 'redis']), 15_000);
     clock.advance(3_000);
-    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 10_000);
-    for (const watcher of watchers) expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
+    await expectCompletedOnce(watchers, 10_000);
   }, 60_000);
 
   it('a replica stopped (SIGTERM) while Redis is stalled exits cleanly within its grace', async () => {

@@ -6,12 +6,12 @@ import type { Emulator } from '../../src/emulator/emulator.ts';
 import { createManualClock, eventually } from '../helpers/clock.ts';
 import {
   coordination,
+  expectCompletedOnce,
   expectOnePoller,
   getsDuring,
   recentIds,
   sharingReturns,
   submit,
-  terminal,
   watchEverywhere,
 } from '../helpers/fleet.ts';
 import { type RedisCluster, type SentinelSet, startRedisCluster, startSentinelSet } from '../helpers/redis-topologies.ts';
@@ -71,11 +71,7 @@ describe('two replicas on a Sentinel-managed Redis (master, one replica, three s
       `sentinel failover: replica promoted after ${promoted} ms, both replicas on the new master after ${rejoined} ms, one poller again by ${sharing} ms\n`,
     );
     clock.advance(5_000);
-    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 20_000);
-    for (const watcher of watchers) {
-      expect(watcher.error).toBeUndefined();
-      expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
-    }
+    await expectCompletedOnce(watchers);
   }, 60_000);
 });
 
@@ -121,12 +117,8 @@ describe('two replicas on a Redis Cluster of three masters', () => {
       clock.advance(1_000);
       await eventually(() => expect(new Set(watchers.map((w) => w.states().at(-1))).size).toBe(1), 10_000);
     }
-    await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 20_000);
-    for (const watcher of watchers) {
-      expect(watcher.error).toBeUndefined();
-      expect(watcher.states()).toEqual(watchers[0]!.states());
-      expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
-    }
+    await expectCompletedOnce(watchers);
+    for (const watcher of watchers) expect(watcher.states()).toEqual(watchers[0]!.states());
   }, 60_000);
 
   it('list a task submitted on one replica in recentTasks on the other', async () => {
@@ -180,11 +172,7 @@ describe('two replicas on a Redis Cluster of three masters', () => {
       await asleep;
       await eventually(async () => expect(await Promise.all(replicas.map(coordination))).toEqual(['redis', 'redis']), 20_000);
       clock.advance(5_000);
-      await eventually(() => expect(watchers.every((w) => w.completed)).toBe(true), 20_000);
-      for (const watcher of watchers) {
-        expect(watcher.error).toBeUndefined();
-        expect(watcher.states().filter(terminal)).toEqual(['CompletedTask:COMPLETED:100']);
-      }
+      await expectCompletedOnce(watchers);
     } finally {
       for (const node of nodes) node.disconnect();
     }
