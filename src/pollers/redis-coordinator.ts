@@ -101,6 +101,16 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
   let listenedAfter = 0;
   /** The first heartbeat Redis took that has not come back yet, and when Redis took it (performance.now()). */
   let unheard: { number: number; at: number } | undefined;
+  /** A SUBSCRIBE Redis refused on a live connection (a busy script, an ACL): every channel is asked for again. */
+  let relisten = false;
+  /** When every channel was last asked for. */
+  let lastListen = Number.NEGATIVE_INFINITY;
+  /** When the subscriber last became ready. */
+  let listeningSince = Number.NEGATIVE_INFINITY;
+  /** Reconnects made for silence with no heartbeat heard since: each waits twice as long as the last (at most 8 bounds). */
+  let silentReconnects = 0;
+  let lastBeat = performance.now();
+  let beats = 0;
   const heartbeatHeard = () => heard > listenedAfter && (unheard === undefined || performance.now() - unheard.at <= silenceMs);
   // And no channel refused since: a loop whose SUBSCRIBE Redis refused would hear nothing.
   const subscriberAnswers = () => !relisten && heartbeatHeard();
@@ -113,10 +123,9 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       onHealthChange?.(now);
     }
   };
-  for (const client of [commands, subscriber]) {
-    client.on('ready', noteHealth);
-    client.on('close', noteHealth);
-  }
+  // The subscriber's 'ready' is judged below, once what it heard before is forgotten.
+  commands.on('ready', noteHealth);
+  for (const client of [commands, subscriber]) client.on('close', noteHealth);
 
   /**
    * Subscribes every watched loop's channel, then the heartbeat's, whatever ioredis remembers (it renews
@@ -135,8 +144,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     sent.push(subscribe(subscriber.subscribe(heartbeatChannel)));
     return Promise.all(sent);
   }
-  /** A SUBSCRIBE Redis refused on a live connection (a busy script, an ACL): every channel is asked for again. */
-  let relisten = false;
   function subscribe(sent: Promise<unknown>): Promise<unknown> {
     return sent.catch((error: unknown) => {
       // Refused by Redis (an error reply starts with its code: NOPERM, BUSY), not timed out: a SUBSCRIBE past
@@ -145,11 +152,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
       throw error;
     });
   }
-  let lastListen = Number.NEGATIVE_INFINITY;
-  /** When the subscriber last became ready, or was made to reconnect for its silence. */
-  let listeningSince = Number.NEGATIVE_INFINITY;
-  /** Reconnects made for silence with no heartbeat heard since: each waits twice as long as the last (at most 8 bounds). */
-  let silentReconnects = 0;
   subscriber.on('ready', () => {
     listeningSince = performance.now();
     listenedAfter = published;
@@ -158,8 +160,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
     noteHealth();
     listen().then(beat, () => undefined);
   });
-  let lastBeat = performance.now();
-  let beats = 0;
   function beat(): void {
     const now = performance.now();
     // A beat that comes late (the event loop was held) judges nothing: answers may be waiting unread.

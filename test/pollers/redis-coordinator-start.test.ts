@@ -82,6 +82,20 @@ describe('a replica started while Redis is away', () => {
     await announceUntilHeard(redisAt(server.url, { prefix: 'test-acl' }), 'key-1:task-acl', 60, () => heard.includes(60));
   }, 30_000);
 
+  it('tells a Redis restart once as down and once as up, not up before its subscriber hears again', async () => {
+    const server = await startRedisServer(await freePort());
+    const changes: boolean[] = [];
+    const replica = start({ redis: redisAt(server.url, { prefix: 'test-restart' }), onHealthChange: (healthy) => changes.push(healthy) });
+    await eventually(() => expect(changes).toEqual([true]), 10_000);
+    await server.kill();
+    await eventually(() => expect(replica.healthy()).toBe(false), 10_000);
+    await server.start();
+    await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
+    // A few beats more: a flap would show by now.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(changes).toEqual([true, false, true]);
+  }, 30_000);
+
   it('subscribes 150,000 watched loops again after Redis restarts, in commands of bounded size', async () => {
     const server = await startRedisServer(await freePort());
     const redis = redisAt(server.url, { prefix: 'test-many' });
