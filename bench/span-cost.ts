@@ -7,19 +7,28 @@
  * once per setup (the SDK's provider is global) and driven over IPC.
  * BENCH_SPAN_GARBAGE=N parses N task answers per iteration and keeps the last
  * 2,000 iterations' alive, as a gateway's heap would: the span's cost grows
- * with the garbage around it.
+ * with the garbage around it. `encode` times the SDK's own OTLP/protobuf
+ * serializer alone on a batch of the same spans, as the exporter sends them.
  */
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { RequestScheduler } from '../src/upstream/request-scheduler.ts';
 
-type Command = { type: 'run'; traced: boolean; spans: number };
+type Command = { type: 'run'; traced: boolean; spans: number } | { type: 'encode'; batch: number; batches: number };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A scheduler that sends at once: the loop measures the span, not a key's queue. */
+const direct = {
+  run: (_keyHash: string, send: (signal: AbortSignal) => unknown) => send(new AbortController().signal),
+} as unknown as RequestScheduler;
 
 process.on('disconnect', () => process.exit(0));
-process.on('message', async ({ traced, spans }: Command) => {
-  const direct = { run: (_keyHash: string, send: (signal: AbortSignal) => unknown) => send(new AbortController().signal) };
-  let scheduler = direct as unknown as RequestScheduler;
+process.on('message', async (command: Command) => {
+  if (command.type === 'encode') {
+    process.send!({ type: 'encoded', cpuUsPerSpan: await encodingCost(command.batch, command.batches) });
+    return;
+  }
+  const { traced, spans } = command;
+  let scheduler = direct;
   let begin = () => undefined as unknown;
   let origin: unknown;
   if (traced) {
@@ -66,3 +75,36 @@ process.on('message', async ({ traced, spans }: Command) => {
   const used = process.cpuUsage(before);
   process.send!({ type: 'result', cpuUsPerSpan: (used.user + used.system) / spans });
 });
+
+/**
+ * CPU µs per span of the SDK's OTLP/protobuf serializer (what the exporter runs on each batch it
+ * sends), on `batch` poll spans made by the exchange tracer, encoded `batches` times in a loop.
+ */
+async function encodingCost(batch: number, batches: number): Promise<number> {
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { ProtobufTraceSerializer } = await import('@opentelemetry/otlp-transformer');
+  const { createExchangeTracer, traceScheduler } = await import('../src/telemetry/upstream-spans.ts');
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const tracer = provider.getTracer('task-gateway');
+  const exchanges = createExchangeTracer(tracer, 'http://127.0.0.1:8080');
+  const origin = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('subscription TaskUpdated'));
+  const scheduler = traceScheduler(direct, Date.now);
+  for (let i = 0; i < batch; i++) {
+    await scheduler.run('key', () => Promise.resolve(exchanges.begin('GET', '/v1/tasks/{id}', '/v1/tasks/t').end(200)), {
+      priority: 'poll',
+      trace: origin,
+    });
+  }
+  const spans = exporter.getFinishedSpans();
+  if (spans.length !== batch) throw new Error(`expected ${batch} poll spans, got ${spans.length}`);
+  let bytes = 0;
+  // Warm the serializer up as a long-running gateway would have.
+  for (let i = 0; i < 50; i++) bytes += ProtobufTraceSerializer.serializeRequest(spans)?.length ?? 0;
+  const before = process.cpuUsage();
+  for (let i = 0; i < batches; i++) bytes += ProtobufTraceSerializer.serializeRequest(spans)?.length ?? 0;
+  const used = process.cpuUsage(before);
+  if (bytes === 0) throw new Error('the serializer wrote nothing');
+  await provider.shutdown();
+  return (used.user + used.system) / (batch * batches);
+}
