@@ -11,7 +11,11 @@ export interface RedisConnectionOptions {
   commandTimeoutMs?: number;
   /** The connection's name in `CLIENT LIST` (`CLIENT SETNAME`), on every node it opens. Default: none. */
   name?: string;
-  /** Whether ioredis subscribes its channels again after a reconnection (`autoResubscribe`). Default true. */
+  /**
+   * Whether ioredis renews a subscriber's state after a reconnection: its channels (`autoResubscribe`) and
+   * the commands the old connection left unanswered (`autoResendUnfulfilledCommands`). Default true. Off,
+   * the caller subscribes again itself, and an unanswered command fails instead of being sent again.
+   */
   resubscribe?: boolean;
 }
 
@@ -34,6 +38,7 @@ export function createRedisConnection(redis: RedisConfig, options: RedisConnecti
     lazyConnect: true,
     enableOfflineQueue: offlineQueue,
     autoResubscribe: resubscribe,
+    autoResendUnfulfilledCommands: resubscribe,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: commandTimeoutMs,

@@ -6,6 +6,7 @@ import type { TaskSnapshot } from '../../src/upstream/task-snapshot.ts';
 import { eventually } from '../helpers/clock.ts';
 import { connectRedis, startRedisServer } from '../helpers/redis-server.ts';
 import { freePort } from '../helpers/stack.ts';
+import { startStallProxy } from '../helpers/stall-proxy.ts';
 
 const snapshot = (progress: number): TaskSnapshot => ({
   id: 'task-start',
@@ -94,6 +95,29 @@ describe('a replica started while Redis is away', () => {
     // A few beats more: a flap would show by now.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(changes).toEqual([true, false, true]);
+  }, 30_000);
+
+  it('replaces a stalled subscriber without sending again the SUBSCRIBEs the stalled one left unanswered', async () => {
+    const server = await startRedisServer(await freePort());
+    const proxy = await startStallProxy(server.port);
+    const admin = connectRedis(server.url);
+    const subscribes = async () => Number(/cmdstat_subscribe:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    const replica = start({ redis: redisAt(`redis://127.0.0.1:${proxy.port}`, { prefix: 'test-resend' }) });
+    await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
+    proxy.pause({ subscribersOnly: true });
+    const before = await subscribes();
+    const heard: string[] = [];
+    const keys = Array.from({ length: 5_000 }, (_, i) => `key-1:task-${i}`);
+    for (const key of keys) replica.join(key, (changed) => heard.push(`${key}@${changed.progress}`));
+    // Silent past its bound, the subscriber is made anew; its SUBSCRIBEs wait in the proxy until it resumes.
+    await eventually(() => expect(replica.healthy()).toBe(false), 10_000);
+    proxy.resume();
+    await eventually(() => expect(replica.healthy()).toBe(true), 10_000);
+    // Each time it listens: five SUBSCRIBEs of 1,000 channels and the heartbeat's. ioredis sending the
+    // stalled connection's 5,000 again on the new one (its default) would count here too.
+    expect((await subscribes()) - before).toBeLessThan(100);
+    const last = keys.at(-1)!;
+    await announceUntilHeard(redisAt(server.url, { prefix: 'test-resend' }), last, 7, () => heard.includes(`${last}@7`));
   }, 30_000);
 
   it('subscribes 150,000 watched loops again after Redis restarts, in commands of bounded size', async () => {
