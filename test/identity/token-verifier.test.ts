@@ -139,7 +139,8 @@ describe('createRemoteKeySet', () => {
 
   it('gives up on a key set that does not answer within timeoutMs, with one fetch for many waiting callers', async () => {
     const server = await keySetServer('{"keys":[]}', 60_000);
-    const keys = createRemoteKeySet({ url: server.url, timeoutMs: 50 });
+    // Long enough for the request to reach the server on a busy machine (at 50 ms it was sometimes given up before).
+    const keys = createRemoteKeySet({ url: server.url, timeoutMs: 1_000 });
     const verifier = createTokenVerifier({ issuer: ISSUER, audience: [AUDIENCE], keys });
     const { privateKey } = await generateKeyPair('RS256');
     const jwt = await token(Date.now(), {}, privateKey, 'RS256');
