@@ -13,6 +13,24 @@ export const realScheduler: Scheduler = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/**
+ * Node's timers, each fired on the first multiple of `tickMs` (of `performance.now()`) at or after its
+ * delay: the timers due within one tick fire together, on one wake-up of the process, instead of each
+ * on its own. On 20 ms ticks a gateway spent a sixth to a half less CPU per poll (`npm run bench --
+ * performance polls`, `-- tracing polls`). Never earlier than Node's own timer; at most one tick later.
+ * A tick of 1 ms or less is Node's timers as they are.
+ */
+export function tickScheduler(tickMs: number): Scheduler {
+  if (!(tickMs > 1)) return realScheduler;
+  return {
+    setTimeout: (callback, delayMs) => {
+      const now = performance.now();
+      return setTimeout(callback, Math.ceil((now + delayMs) / tickMs) * tickMs - now);
+    },
+    clearTimeout: realScheduler.clearTimeout,
+  };
+}
+
 export interface BackoffOptions {
   /** The first delay, in ms. */
   baseMs: number;
