@@ -13,6 +13,9 @@ export const realScheduler: Scheduler = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/** Node's longest timer (2^31 - 1 ms, about 24.8 days); a longer delay fires after 1 ms. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Node's timers, each fired on the first multiple of `tickMs` (of `performance.now()`) at or after its
  * delay: the timers due within one tick fire together, on one wake-up of the process, instead of each
@@ -25,7 +28,8 @@ export function tickScheduler(tickMs: number): Scheduler {
   return {
     setTimeout: (callback, delayMs) => {
       const now = performance.now();
-      return setTimeout(callback, Math.ceil((now + delayMs) / tickMs) * tickMs - now);
+      // Not past the longest delay Node takes: beyond it, it would fire at once.
+      return setTimeout(callback, Math.min(Math.ceil((now + delayMs) / tickMs) * tickMs - now, LONGEST_TIMER_MS));
     },
     clearTimeout: realScheduler.clearTimeout,
   };

@@ -32,6 +32,20 @@ describe("the poll loops' timers on ticks", () => {
     expect(ran).toBe(false);
   });
 
+  it('never rounds a delay Node takes (up to 2^31 - 1 ms) past what it takes, which Node would run at once', async () => {
+    const scheduler = tickScheduler(20);
+    let ran = false;
+    const handle = scheduler.setTimeout(
+      () => {
+        ran = true;
+      },
+      2 ** 31 - 1 - 5,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    scheduler.clearTimeout(handle);
+    expect(ran).toBe(false);
+  });
+
   it('are 1 % of the poll interval, at most 20 ms; below 2 ms, Node timers as they are', () => {
     expect(pollTickMs(2_000)).toBe(20);
     expect(pollTickMs(5_000)).toBe(20);
