@@ -10,7 +10,7 @@
  * with the garbage around it. `encode` times the SDK's own OTLP/protobuf
  * serializer alone on a batch of the same spans, as the exporter sends them.
  */
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Tracer, trace } from '@opentelemetry/api';
 import type { RequestScheduler } from '../src/upstream/request-scheduler.ts';
 
 type Command = { type: 'run'; traced: boolean; spans: number } | { type: 'encode'; batch: number; batches: number };
@@ -28,22 +28,15 @@ process.on('message', async (command: Command) => {
     return;
   }
   const { traced, spans } = command;
-  let scheduler = direct;
-  let begin = () => undefined as unknown;
-  let origin: unknown;
+  // What an untraced poll would do here instead: build its request's headers.
+  const untraced = () => ({ authorization: 'Bearer sk', accept: 'application/json' });
+  let one: () => Promise<unknown> = () => direct.run('key', () => Promise.resolve(untraced()), { priority: 'poll' });
   if (traced) {
     // OTEL_EXPORTER_OTLP_ENDPOINT and the rest come from the environment the bench forked this process with.
     const { startTracingSdk } = await import('../src/telemetry/sdk.ts');
-    const { createExchangeTracer, traceScheduler } = await import('../src/telemetry/upstream-spans.ts');
     startTracingSdk({ serviceName: 'task-gateway-bench' });
-    const tracer = trace.getTracer('task-gateway');
-    const exchanges = createExchangeTracer(tracer, 'http://127.0.0.1:8080');
-    scheduler = traceScheduler(scheduler, Date.now);
-    origin = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('subscription TaskUpdated'));
-    begin = () => exchanges.begin('GET', '/v1/tasks/{id}', '/v1/tasks/t').end(200);
+    one = await pollSpans(trace.getTracer('task-gateway'));
   }
-  // What an untraced poll would do here instead: build its request's headers.
-  const untraced = () => ({ authorization: 'Bearer sk', accept: 'application/json' });
   const answer = JSON.stringify({
     task_id: 'task-0123456789',
     status: 'running',
@@ -57,7 +50,6 @@ process.on('message', async (command: Command) => {
     live.push(Array.from({ length: answers }, () => JSON.parse(answer)));
     if (live.length > 2_000) live.shift();
   };
-  const one = () => scheduler.run('key', () => Promise.resolve(traced ? begin() : untraced()), { priority: 'poll', trace: origin });
   // 1,000 spans a second in bursts of 20, as a gateway polling 2,000 tasks every 2 s.
   const pace = async (count: number) => {
     for (let i = 0; i < count; i++) {
@@ -83,19 +75,10 @@ process.on('message', async (command: Command) => {
 async function encodingCost(batch: number, batches: number): Promise<number> {
   const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
   const { ProtobufTraceSerializer } = await import('@opentelemetry/otlp-transformer');
-  const { createExchangeTracer, traceScheduler } = await import('../src/telemetry/upstream-spans.ts');
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  const tracer = provider.getTracer('task-gateway');
-  const exchanges = createExchangeTracer(tracer, 'http://127.0.0.1:8080');
-  const origin = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('subscription TaskUpdated'));
-  const scheduler = traceScheduler(direct, Date.now);
-  for (let i = 0; i < batch; i++) {
-    await scheduler.run('key', () => Promise.resolve(exchanges.begin('GET', '/v1/tasks/{id}', '/v1/tasks/t').end(200)), {
-      priority: 'poll',
-      trace: origin,
-    });
-  }
+  const one = await pollSpans(provider.getTracer('task-gateway'));
+  for (let i = 0; i < batch; i++) await one();
   const spans = exporter.getFinishedSpans();
   if (spans.length !== batch) throw new Error(`expected ${batch} poll spans, got ${spans.length}`);
   let bytes = 0;
@@ -107,4 +90,17 @@ async function encodingCost(batch: number, batches: number): Promise<number> {
   if (bytes === 0) throw new Error('the serializer wrote nothing');
   await provider.shutdown();
   return (used.user + used.system) / (batch * batches);
+}
+
+/** Makes one poll's span as the gateway does: a root client span of the exchange tracer, linked to the operation that started its loop. */
+async function pollSpans(tracer: Tracer): Promise<() => Promise<unknown>> {
+  const { createExchangeTracer, traceScheduler } = await import('../src/telemetry/upstream-spans.ts');
+  const exchanges = createExchangeTracer(tracer, 'http://127.0.0.1:8080');
+  const scheduler = traceScheduler(direct, Date.now);
+  const origin = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('subscription TaskUpdated'));
+  return () =>
+    scheduler.run('key', () => Promise.resolve(exchanges.begin('GET', '/v1/tasks/{id}', '/v1/tasks/t').end(200)), {
+      priority: 'poll',
+      trace: origin,
+    });
 }
