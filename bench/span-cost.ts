@@ -8,12 +8,15 @@
  * BENCH_SPAN_GARBAGE=N parses N task answers per iteration and keeps the last
  * 2,000 iterations' alive, as a gateway's heap would: the span's cost grows
  * with the garbage around it. `encode` times the SDK's own OTLP/protobuf
- * serializer alone on a batch of the same spans, as the exporter sends them.
+ * serializer alone on a batch of the same spans, as the exporter sends them,
+ * with `String.prototype` as the gateway leaves it, or as ioredis alone would.
  */
 import { ROOT_CONTEXT, type Tracer, trace } from '@opentelemetry/api';
 import type { RequestScheduler } from '../src/upstream/request-scheduler.ts';
 
-type Command = { type: 'run'; traced: boolean; spans: number } | { type: 'encode'; batch: number; batches: number };
+type Command =
+  | { type: 'run'; traced: boolean; spans: number }
+  | { type: 'encode'; batch: number; batches: number; stringPrototype: 'restored' | 'dictionary' };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A scheduler that sends at once: the loop measures the span, not a key's queue. */
@@ -24,6 +27,8 @@ const direct = {
 process.on('disconnect', () => process.exit(0));
 process.on('message', async (command: Command) => {
   if (command.type === 'encode') {
+    // What the gateway imports: ioredis, which leaves String.prototype a dictionary, and the module that restores it.
+    await import(command.stringPrototype === 'restored' ? '../src/lib/redis-connection.ts' : 'ioredis');
     process.send!({ type: 'encoded', cpuUsPerSpan: await encodingCost(command.batch, command.batches) });
     return;
   }

@@ -1,5 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from './redis-config.ts';
+import { restoreFastStringPrototype } from './string-prototype.ts';
+
+// ioredis defines `class VerbatimString extends String` as it loads, which slows every string method call in the process.
+restoreFastStringPrototype();
 
 /** A connection to one server, a Sentinel-managed master, or a Cluster: the same commands on each. */
 export type RedisClient = Redis | Cluster;
