@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually } from './helpers/clock.ts';
@@ -13,7 +14,8 @@ describe('three replicas sharing a loop while the upstream fails', () => {
   const clients: Client[] = [];
 
   beforeAll(async () => {
-    upstream = await startScriptedUpstream('task-fleet-backoff');
+    // A task id of this run's own: the loop's lease lives in the Redis every test run on this machine shares.
+    upstream = await startScriptedUpstream(`task-fleet-backoff-${randomUUID()}`);
     upstream.script({ status: 'processing', progress: 10 });
     // Interval 200 ms: the lease is 600 ms, and one replica's backoff outlasts it from its third failure.
     replicas = await startReplicas(3, { redisUrl: inject('redisUrl'), upstreamUrl: upstream.url });
