@@ -28,12 +28,6 @@ export interface LoopCoordinator {
 export interface LoopMembership {
   /** Whether this process should poll now (it holds the loop's lease). */
   mayPoll(): boolean | Promise<boolean>;
-  /**
-   * This process polled, failed, and waits `ms` before it polls again (its backoff, or the upstream's
-   * `Retry-After`): the loop's lease, when this process holds it, lasts until then, so that no other
-   * process polls meanwhile with a backoff of its own, and the fleet backs off as one process would.
-   */
-  holdFor(ms: number): void;
   /** Shares a snapshot that this process fetched with every process in the loop (this one included). */
   publish(snapshot: TaskSnapshot): void;
   /** The last snapshot any process shared for this loop, for a new loop to start from; null if none. */
@@ -49,7 +43,6 @@ export function createLocalCoordinator(): LoopCoordinator {
       let joined = true;
       return {
         mayPoll: () => joined,
-        holdFor: () => undefined,
         publish: (snapshot) => {
           if (joined) deliver(snapshot);
         },

@@ -231,11 +231,8 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       end(error);
       return;
     }
-    const delayMs = pace.failed(error);
-    // Other processes in the loop wait as well: the next poll of the fleet is this one's.
-    membership.holdFor(delayMs);
     scheduler.clearTimeout(timer);
-    timer = scheduler.setTimeout(pollFromTimer, delayMs);
+    timer = scheduler.setTimeout(pollFromTimer, pace.failed(error));
   }
 
   /** Ends every watcher with `error` and stops the loop. */

@@ -47,12 +47,12 @@ return 0`;
 
 /**
  * Several gateway replicas share one poll loop per (credential hash, task id)
- * through Redis: a lease (`SET NX PX`, renewed by its holder on each poll and
- * over each backoff, released with a token check) lets exactly one replica
- * with watchers poll; what it finds is published on the loop's channel to
- * every replica with watchers, and stored (for the lease time, an hour once
- * terminal) so that a watcher joining anywhere starts from it without an
- * upstream call. Redis holds hashes and task ids only, never a key.
+ * through Redis: a lease (`SET NX PX`, renewed by its holder on each poll,
+ * released with a token check) lets exactly one replica with watchers poll;
+ * what it finds is published on the loop's channel to every replica with
+ * watchers, and stored (for the lease time, an hour once terminal) so that a
+ * watcher joining anywhere starts from it without an upstream call. Redis
+ * holds hashes and task ids only, never a key.
  *
  * When Redis cannot be reached, or does not answer within its command
  * deadline, every replica polls on its own (correct, if less economical) and
@@ -259,11 +259,6 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): LoopCo
           } catch {
             return true;
           }
-        },
-        holdFor(ms) {
-          // Renews only a lease this process holds; one that lapsed is taken (this process was the one polling).
-          if (!joined || !healthy()) return;
-          commands.eval(ACQUIRE, 1, leaseOf(key), replicaId, Math.ceil(ms) + leaseMs).catch(() => undefined);
         },
         publish(snapshot) {
           if (!joined) return;
