@@ -13,11 +13,12 @@
  * against 3), every poll slower (docs/performance.md#string-methods).
  *
  * The load below runs through an inline cache only once the function has
- * feedback, which V8 allocates after a few calls: hence the loop. Idempotent,
- * and cheap enough to call after every import that may define such a class.
+ * feedback, which V8 allocates after a few calls (about 10 on Node 20): hence
+ * the loop, with a wide margin. Idempotent, and cheap (tens of microseconds)
+ * enough to call after every import that may define such a class.
  */
 export function restoreFastStringPrototype(): void {
   const inheritor: Record<string, unknown> = Object.create(String.prototype);
   const load = () => inheritor['task-gateway: makes the prototype chain fast'];
-  for (let call = 0; call < 100; call++) load();
+  for (let call = 0; call < 1_000; call++) load();
 }
