@@ -8,7 +8,7 @@ import { createAuthenticator } from './identity/authenticator.ts';
 import { createUserStores } from './identity/user-stores.ts';
 import { createUserTasks } from './identity/user-tasks.ts';
 import { describeRedis, type RedisConfig } from './lib/redis-config.ts';
-import { type Scheduler, tickScheduler } from './lib/scheduler.ts';
+import { pollTickMs, type Scheduler, tickScheduler } from './lib/scheduler.ts';
 import { createLogSink } from './log-sink.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BUSIEST_KEYS, createMetrics, type GatewayMetrics } from './metrics.ts';
@@ -211,13 +211,4 @@ function redisCoordinator(config: Config, redis: RedisConfig, logger: Logger): L
         ? logger.info('redis coordination up: sharing poll loops')
         : logger.warn('redis coordination down: polling locally until it returns'),
   });
-}
-
-/**
- * The tick the poll loops' timers fire on: 1 % of the poll interval, at most 20 ms (the default
- * interval's). A loop polls at most that much later than its interval and jitter ask; the jitter
- * (±10 %) still spreads loops started together over many ticks.
- */
-export function pollTickMs(pollIntervalMs: number): number {
-  return Math.min(20, Math.floor(pollIntervalMs / 100));
 }

@@ -35,6 +35,15 @@ export function tickScheduler(tickMs: number): Scheduler {
   };
 }
 
+/**
+ * The tick the poll loops' timers fire on: 1 % of the poll interval, at most 20 ms (the default
+ * interval's). A loop polls at most that much later than its interval and jitter ask; the jitter
+ * (±10 %) still spreads loops started together over many ticks.
+ */
+export function pollTickMs(pollIntervalMs: number): number {
+  return Math.min(20, Math.floor(pollIntervalMs / 100));
+}
+
 export interface BackoffOptions {
   /** The first delay, in ms. */
   baseMs: number;

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pollTickMs } from '../../src/gateway.ts';
-import { realScheduler, tickScheduler } from '../../src/lib/scheduler.ts';
+import { pollTickMs, realScheduler, tickScheduler } from '../../src/lib/scheduler.ts';
 
 describe("the poll loops' timers on ticks", () => {
   it('fire two timers due within one tick together, at its end, never before either was due', async () => {
